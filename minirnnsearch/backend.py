@@ -1,0 +1,141 @@
+"""The array namespace ``xp`` and the device, and the few operations the Array API lacks.
+
+All model code is written once against the Array API standard and finds its namespace from its
+arguments (``namespace(x)``), so the same lines run on
+
+- NumPy on the CPU,
+- CuPy on one GPU (imported lazily, only when asked for or when ``auto`` finds a GPU),
+- array_api_strict on its simulated device ``device1`` in the tests: it refuses NumPy-only
+  functions, implicit conversion to NumPy and mixing arrays of two devices, which are exactly
+  the mistakes CuPy punishes.
+
+What the standard lacks lives here, one function each with one branch per backend:
+``scatter_add`` (embedding gradients), ``to_device`` / ``to_host`` (moving arrays), and random
+initialisation made on the host with NumPy and moved once (``Backend.asarray``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+Array = Any  # an array of whichever namespace is in use
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (for example ``--device gpu`` without a GPU)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace and the device its arrays live on."""
+
+    name: str  # "numpy" | "cupy" | "strict"
+    xp: ModuleType
+    device: Any
+
+    def asarray(self, a: Any, dtype: Any = None) -> Array:
+        """Move a host (NumPy) array or nested list to this backend's device, one copy."""
+        return to_device(a, self, dtype)
+
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype called ``name`` ("float32", "float64", "int64", ...)."""
+        return getattr(self.xp, name)
+
+
+def namespace(x: Array) -> ModuleType:
+    """The Array API namespace of ``x`` (numpy, cupy or array_api_strict)."""
+    return x.__array_namespace__()
+
+
+def _gpu_available() -> bool:
+    try:
+        import cupy
+    except ImportError:
+        return False
+    # is_available() returns False without a GPU and never raises (CuPy 14).
+    return bool(cupy.is_available())
+
+
+def get_backend(device: str = "auto", *, quiet: bool = False) -> Backend:
+    """Pick the backend for ``device``: ``auto``, ``cpu``, ``gpu`` or ``strict`` (tests).
+
+    ``auto`` takes the GPU through CuPy when one is there and otherwise falls back to NumPy,
+    saying so in one line on stderr (unless ``quiet``). ``gpu`` without a usable GPU raises
+    :class:`DeviceError` with the reason.
+    """
+    if device == "cpu":
+        return Backend("numpy", np, "cpu")
+    if device == "strict":
+        import array_api_strict
+
+        return Backend("strict", array_api_strict, array_api_strict.Device("device1"))
+    if device in ("gpu", "auto"):
+        if _gpu_available():
+            import cupy
+
+            return Backend("cupy", cupy, cupy.cuda.Device())
+        if device == "gpu":
+            try:
+                import cupy  # noqa: F401
+            except ImportError:
+                raise DeviceError(
+                    "--device gpu: CuPy is not installed; install it with "
+                    "pip install -e \".[gpu]\" (CUDA 12) or use --device cpu"
+                ) from None
+            raise DeviceError("--device gpu: CuPy found no usable CUDA GPU; use --device cpu")
+        if not quiet:
+            print("device auto: no GPU found, falling back to NumPy on the CPU", file=sys.stderr)
+        return Backend("numpy", np, "cpu")
+    raise DeviceError(f"unknown device {device!r}: choose auto, cpu or gpu")
+
+
+def to_device(a: Any, backend: Backend, dtype: Any = None) -> Array:
+    """Copy host data ``a`` (NumPy array, list, scalar) to ``backend``'s device."""
+    if isinstance(dtype, str):
+        dtype = backend.dtype(dtype)
+    if backend.name == "numpy":
+        return np.asarray(a, dtype=dtype)
+    if backend.name == "strict":
+        return backend.xp.asarray(np.asarray(a), dtype=dtype, device=backend.device)
+    return backend.xp.asarray(a, dtype=dtype)
+
+
+def to_host(x: Array) -> np.ndarray:
+    """Copy an array of any backend to a NumPy array on the host (waits for the GPU)."""
+    if isinstance(x, np.ndarray):
+        return x
+    xp = namespace(x)
+    name = xp.__name__
+    if name == "cupy":
+        return xp.asnumpy(x)
+    if name == "array_api_strict":
+        return np.asarray(x.to_device(xp.Device("CPU_DEVICE")))
+    return np.asarray(x)
+
+
+def scatter_add(a: Array, idx: Array, v: Array) -> Array:
+    """``a[idx[k]] += v[k]`` for every k, repeated indices summed; returns ``a``.
+
+    a (V,D), idx (N,) integer, v (N,D). Used for embedding gradients. ``a[idx] += v`` would
+    silently keep only one of each repeated index on every backend, so it is never used.
+    """
+    xp = namespace(a)
+    name = xp.__name__
+    if name == "numpy":
+        np.add.at(a, idx, v)
+        return a
+    if name == "cupy":
+        xp.add.at(a, idx, v)  # atomic adds on the GPU
+        return a
+    # Array API standard only: a one-hot (N,V) matrix, so dE = onehot^T @ v.
+    vocab = a.shape[0]
+    onehot = xp.astype(
+        idx[:, None] == xp.arange(vocab, dtype=idx.dtype, device=a.device)[None, :], v.dtype
+    )
+    a += onehot.T @ v
+    return a
