@@ -1,0 +1,439 @@
+"""RNNsearch (Bahdanau, Cho & Bengio 2014): parameters, the loss and its gradients, and the
+encoder and one decoder step exposed for greedy and beam search.
+
+Shapes: B batch, S source length, T target length, E embedding (paper m=620), H hidden
+(n=1000), A alignment hidden (n'=1000), L maxout units (l=500), Vx/Vy vocabularies.
+Time-major (T,B,...) inside the recurrent loops, batch-major (B,S,...) for the annotations.
+
+The model, one code path for three variants (``Config.variant``):
+
+    encoder   x_j = E_src[w_j]; fwd/bwd GRU (nn/gru.py); h_j = [fwd h_j ; bwd h_j]   (B,S,2H)
+    s_0       = tanh(W_s bwd h_1 + b_s)                                             (B,H)
+    context   rnnsearch: c_i = sum_j alpha_ij h_j,
+              alpha_i = softmax_j(e_ij), e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j)
+              encdec:    c_i = c = [fwd h_S ; bwd h_1] for every i (the fixed-length vector)
+              diagonal:  c_i = h_min(i,S) (no learnt alignment: two cursors moving in step)
+    decoder   s_i = GRU(s_{i-1}; inputs E_tgt y_{i-1} and c_i), gates W.. E y + U.. s + C.. c + b..
+    output    t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i; t_i = maxout(t~_i);
+              p(y_i) = softmax(W_o t_i + b_o)
+
+The appendix (A.2.2) writes s_{i-1} in t~_i, the main text (eq. 4) writes s_i: this code uses s_i,
+the state that has already seen c_i and y_{i-1}. The context c_i is computed from s_{i-1} before
+the decoder update, in the paper's order. y_0 is <s>.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .backend import Array, Backend, namespace
+from .data.vocab import BOS_ID
+from .nn.attention import (
+    attention_step_backward,
+    attention_step_forward,
+    context_backward_annotations,
+    context_backward_weights,
+    context_forward,
+    diagonal_alignment,
+)
+from .nn.embedding import embedding_backward, embedding_forward
+from .nn.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward, gru_weight_grads
+from .nn.output import (
+    log_softmax,
+    maxout_backward,
+    maxout_forward,
+    softmax_xent_backward,
+    softmax_xent_forward,
+)
+
+VARIANTS = ("rnnsearch", "encdec", "diagonal")
+
+# Model sizes by name. "paper" is appendix A/B.1 of the paper (its vocabularies were 30,000).
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": dict(emb=32, hidden=64, align=64, maxout=32),        # debugging, seconds per epoch
+    "small": dict(emb=128, hidden=256, align=256, maxout=128),   # the built-in corpus
+    "paper": dict(emb=620, hidden=1000, align=1000, maxout=500),  # m, n, n', l of the paper
+}
+
+
+@dataclass
+class Config:
+    """Model configuration; sizes default to the ``small`` preset."""
+
+    src_vocab: int              # Vx, source vocabulary size including the 4 specials
+    tgt_vocab: int              # Vy, target vocabulary size including the 4 specials
+    variant: str = "rnnsearch"  # rnnsearch | encdec | diagonal
+    emb: int = 128              # E, word embedding size (paper m = 620)
+    hidden: int = 256           # H, GRU state size per direction (paper n = 1000)
+    align: int = 256            # A, alignment model hidden size (paper n' = 1000)
+    maxout: int = 128           # L, maxout units of the deep output (paper l = 500)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}: choose one of {VARIANTS}")
+        for f in fields(self):
+            if f.type == "int" and getattr(self, f.name) < 1:
+                raise ValueError(f"config {f.name} must be a positive integer")
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> Config:
+        """``Config.from_preset("paper", src_vocab=30000, tgt_vocab=30000)``."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}: choose one of {tuple(PRESETS)}")
+        return cls(**{**PRESETS[preset], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+
+GATES = ("z", "r", "")  # update gate, reset gate, candidate: W_z, W_r, W (and U.., C.., b..)
+
+
+def _gate_names(prefix: str, mat: str) -> list[str]:
+    """``_gate_names("dec", "C")`` -> ["dec.C_z", "dec.C_r", "dec.C"]."""
+    return [f"{prefix}.{mat}_{g}" if g else f"{prefix}.{mat}" for g in GATES]
+
+
+def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape. Matrices are stored (in, out): ``x @ W`` = paper W x."""
+    E, H, A, L = cfg.emb, cfg.hidden, cfg.align, cfg.maxout
+    shapes: dict[str, tuple[int, ...]] = {"E_src": (cfg.src_vocab, E), "E_tgt": (cfg.tgt_vocab, E)}
+    for prefix in ("enc_fwd", "enc_bwd", "dec"):
+        for n in _gate_names(prefix, "W"):
+            shapes[n] = (E, H)                  # input -> gate
+        for n in _gate_names(prefix, "U"):
+            shapes[n] = (H, H)                  # recurrent
+        if prefix == "dec":
+            for n in _gate_names(prefix, "C"):
+                shapes[n] = (2 * H, H)          # context -> gate
+        for n in _gate_names(prefix, "b"):
+            shapes[n] = (H,)
+    shapes["W_s"], shapes["b_s"] = (H, H), (H,)  # s_0 = tanh(W_s bwd h_1 + b_s)
+    if cfg.variant == "rnnsearch":
+        shapes["W_a"], shapes["U_a"], shapes["v_a"] = (H, A), (2 * H, A), (A,)  # eq. 6
+    shapes["U_o"], shapes["V_o"], shapes["C_o"] = (H, 2 * L), (E, 2 * L), (2 * H, 2 * L)
+    shapes["W_o"], shapes["b_o"] = (L, cfg.tgt_vocab), (cfg.tgt_vocab,)
+    return shapes
+
+
+def _is_recurrent(name: str) -> bool:
+    return name.split(".")[-1] in ("U_z", "U_r", "U")
+
+
+def init_params(
+    cfg: Config, backend: Backend, seed: int = 0, dtype: str = "float32"
+) -> dict[str, Array]:
+    """Appendix B.1: recurrent U matrices random orthogonal; W_a, U_a ~ N(0, 0.001^2); v_a and
+    all biases zero; every other matrix ~ N(0, 0.01^2). Drawn on the host with NumPy from
+    ``seed`` (the same numbers on every backend), then moved to the device once."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        if _is_recurrent(name):
+            q, r = np.linalg.qr(rng.standard_normal(shape))
+            value = q * np.sign(np.diag(r))     # uniformly random orthogonal
+        elif name in ("W_a", "U_a"):
+            value = rng.normal(0.0, 0.001, shape)
+        elif name == "v_a" or len(shape) == 1:
+            value = np.zeros(shape)
+        else:
+            value = rng.normal(0.0, 0.01, shape)
+        params[name] = backend.asarray(value, dtype=dtype)
+    return params
+
+
+def pack_params(params: dict[str, Array]) -> dict[str, Array]:
+    """The parameters plus the stacked matrices the fast path multiplies with, per GRU:
+    ``W_x = [W_z | W_r | W]`` (E,3H), ``b_x`` (3H,), ``U_zr = [U_z | U_r]`` (H,2H) and for the
+    decoder ``C_x = [C_z | C_r | C]`` (2H,3H). Built once per loss call or per decoding run."""
+    xp = namespace(params["E_src"])
+    packed = dict(params)
+    for prefix in ("enc_fwd", "enc_bwd", "dec"):
+        packed[f"{prefix}.W_x"] = xp.concat([params[n] for n in _gate_names(prefix, "W")], axis=1)
+        packed[f"{prefix}.b_x"] = xp.concat([params[n] for n in _gate_names(prefix, "b")])
+        packed[f"{prefix}.U_zr"] = xp.concat([params[f"{prefix}.U_z"], params[f"{prefix}.U_r"]],
+                                             axis=1)
+    packed["dec.C_x"] = xp.concat([params[n] for n in _gate_names("dec", "C")], axis=1)
+    return packed
+
+
+def _add_stacked(grads: dict[str, Array], names: list[str], d: Array) -> None:
+    """Split the gradient of a stacked matrix (.., k*H) back onto its k named parts."""
+    H = d.shape[-1] // len(names)
+    for k, n in enumerate(names):
+        grads[n] += d[..., k * H : (k + 1) * H]
+
+
+class Encoded(NamedTuple):
+    """What the decoder needs of the source, batch-major."""
+
+    annotations: Array     # (B,S,2H) h_j = [fwd h_j ; bwd h_j]
+    keys: Array | None     # (B,S,A)  U_a h_j, computed once (rnnsearch)
+    mask: Array            # (B,S)    1 on real source tokens (with </s>), params' dtype
+    lengths: Array         # (B,)     real source lengths, integer
+    context: Array | None  # (B,2H)   [fwd h_S ; bwd h_1] (encdec)
+
+
+def select(enc: Encoded, idx: Array) -> Encoded:
+    """Rows ``idx`` (K,) of every field: for beams, repeat or reorder the sentences."""
+    xp = namespace(enc.annotations)
+    return Encoded(*(None if a is None else xp.take(a, idx, axis=0) for a in enc))
+
+
+def encode(
+    packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
+) -> tuple[Encoded, Array, tuple]:
+    """The bidirectional encoder. src (B,S) ids, src_mask (B,S) -> (Encoded, s_0 (B,H), cache)."""
+    xp = namespace(packed["E_src"])
+    dtype = packed["E_src"].dtype
+    B, S = src.shape
+    H = cfg.hidden
+    mask = xp.astype(src_mask, dtype)                                  # (B,S)
+    ids = xp.permute_dims(src, (1, 0))                                 # (S,B) time-major
+    x = embedding_forward(packed["E_src"], ids)                        # (S,B,E) x_j = E_src[w_j]
+    gru = {p: (packed[f"{p}.W_x"], packed[f"{p}.b_x"], packed[f"{p}.U_zr"], packed[f"{p}.U"])
+           for p in ("enc_fwd", "enc_bwd")}
+    mask_t = xp.permute_dims(mask, (1, 0))                             # (S,B)
+    hf, cache_f = gru_forward(x, mask_t, *gru["enc_fwd"])              # (S,B,H) fwd h_j
+    hb, cache_b = gru_forward(x, mask_t, *gru["enc_bwd"], reverse=True)  # (S,B,H) bwd h_j
+    annotations = xp.concat([xp.permute_dims(hf, (1, 0, 2)), xp.permute_dims(hb, (1, 0, 2))],
+                            axis=2)                                    # (B,S,2H)
+    s0 = xp.tanh(hb[0, ...] @ packed["W_s"] + packed["b_s"])  # (B,H) s_0 = tanh(W_s bwd h_1)
+    keys = None
+    if cfg.variant == "rnnsearch":                                     # U_a h_j, once per batch
+        keys = xp.reshape(xp.reshape(annotations, (B * S, 2 * H)) @ packed["U_a"],
+                          (B, S, cfg.align))                           # (B,S,A)
+    context = None
+    if cfg.variant == "encdec":  # padded steps keep the state: hf[S-1] is each fwd h_{S_b}
+        context = xp.concat([hf[S - 1, ...], hb[0, ...]], axis=1)                # (B,2H)
+    lengths = xp.sum(xp.astype(src_mask > 0, xp.int64), axis=1)       # (B,)
+    enc = Encoded(annotations, keys, mask, lengths, context)
+    return enc, s0, (ids, cache_f, cache_b, hb[0, ...], s0)
+
+
+def _encode_backward(
+    packed: dict[str, Array], cfg: Config, cache: tuple, dannotations: Array,
+    dkeys: Array | None, dcontext: Array | None, ds0: Array, enc: Encoded,
+    grads: dict[str, Array],
+) -> None:
+    """Backward of ``encode``, accumulating into ``grads``."""
+    xp = namespace(ds0)
+    ids, cache_f, cache_b, hb1, s0 = cache
+    B, S, H2 = dannotations.shape
+    H = H2 // 2
+    if dkeys is not None:  # forward: keys = annotations @ U_a
+        dk = xp.reshape(dkeys, (B * S, cfg.align))                         # (B*S,A)
+        grads["U_a"] += xp.reshape(enc.annotations, (B * S, H2)).T @ dk
+        dannotations = dannotations + xp.reshape(dk @ packed["U_a"].T, (B, S, H2))
+    dhf = xp.permute_dims(dannotations[:, :, :H], (1, 0, 2))              # (S,B,H)
+    dhb = xp.permute_dims(dannotations[:, :, H:], (1, 0, 2))              # (S,B,H)
+    # forward: s0 = tanh(hb1 @ W_s + b_s)
+    ds0_pre = ds0 * (1.0 - s0 * s0)                                       # (B,H)
+    grads["W_s"] += hb1.T @ ds0_pre
+    grads["b_s"] += xp.sum(ds0_pre, axis=0)
+    dhb1 = ds0_pre @ packed["W_s"].T                                      # (B,H)
+    if dcontext is not None:  # forward: context = [hf[S-1] ; hb[0, ...]]
+        dhf = xp.concat([dhf[: S - 1, ...], (dhf[S - 1, ...] + dcontext[:, :H])[None, ...]], axis=0)
+        dhb1 = dhb1 + dcontext[:, H:]
+    dhb = xp.concat([(dhb[0, ...] + dhb1)[None, ...], dhb[1:, ...]], axis=0)             # (S,B,H)
+    dx = 0.0
+    for prefix, dh, c in (("enc_fwd", dhf, cache_f), ("enc_bwd", dhb, cache_b)):
+        dxp, dW_x, db_x, dU_zr, dU = gru_backward(
+            dh, c, packed[f"{prefix}.W_x"], packed[f"{prefix}.U_zr"], packed[f"{prefix}.U"])
+        dx = dx + dxp                                                     # (S,B,E)
+        _add_stacked(grads, _gate_names(prefix, "W"), dW_x)
+        _add_stacked(grads, _gate_names(prefix, "b"), db_x)
+        _add_stacked(grads, _gate_names(prefix, "U")[:2], dU_zr)
+        grads[f"{prefix}.U"] += dU
+    embedding_backward(grads["E_src"], ids, dx)
+
+
+def _deep_output_forward(
+    packed: dict[str, Array], s: Array, ey: Array, c: Array
+) -> tuple[Array, tuple]:
+    """s (N,H), ey (N,E), c (N,2H) -> logits (N,V) = W_o maxout(U_o s + V_o E y + C_o c) + b_o."""
+    t_tilde = s @ packed["U_o"] + ey @ packed["V_o"] + c @ packed["C_o"]  # (N,2L)
+    t, first = maxout_forward(t_tilde)                                    # (N,L)
+    return t @ packed["W_o"] + packed["b_o"], (s, ey, c, t, first)       # (N,V)
+
+
+def _deep_output_backward(
+    dlogits: Array, cache: tuple, packed: dict[str, Array], grads: dict[str, Array]
+) -> tuple[Array, Array, Array]:
+    """dlogits (N,V) -> ds (N,H), dey (N,E), dc (N,2H); weight gradients into ``grads``."""
+    xp = namespace(dlogits)
+    s, ey, c, t, first = cache
+    grads["W_o"] += t.T @ dlogits                                         # (L,V)
+    grads["b_o"] += xp.sum(dlogits, axis=0)
+    dt_tilde = maxout_backward(dlogits @ packed["W_o"].T, first)          # (N,2L)
+    grads["U_o"] += s.T @ dt_tilde
+    grads["V_o"] += ey.T @ dt_tilde
+    grads["C_o"] += c.T @ dt_tilde
+    return (dt_tilde @ packed["U_o"].T, dt_tilde @ packed["V_o"].T, dt_tilde @ packed["C_o"].T)
+
+
+def _forward(
+    packed: dict[str, Array], cfg: Config, batch: Any
+) -> tuple[Array, tuple]:
+    """The loss of a batch and everything its backward needs."""
+    xp = namespace(packed["E_src"])
+    dtype = packed["E_src"].dtype
+    enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask)
+    B, T = batch.tgt.shape
+    S = enc.annotations.shape[1]
+    H, E = cfg.hidden, cfg.emb
+    N = T * B
+    tgt = xp.permute_dims(batch.tgt, (1, 0))                              # (T,B) y_i
+    bos = xp.full((1, B), BOS_ID, dtype=tgt.dtype, device=tgt.device)
+    y_prev = xp.concat([bos, tgt[: T - 1, ...]], axis=0)                  # (T,B) y_{i-1}, y_0 <s>
+    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (T,B,E)
+    xproj = xp.reshape(xp.reshape(ey, (N, E)) @ packed["dec.W_x"] + packed["dec.b_x"],
+                       (T, B, 3 * H))                                     # (T,B,3H) one product
+    C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
+
+    alpha = None                                                          # (B,T,S) fixed weights
+    if cfg.variant == "encdec":
+        c_all = xp.broadcast_to(enc.context[None, ...], (T, B, 2 * H))         # (T,B,2H) c_i = c
+    elif cfg.variant == "diagonal":
+        steps = xp.arange(T, dtype=enc.lengths.dtype, device=enc.lengths.device)
+        alpha = diagonal_alignment(enc.lengths, steps, S, dtype)          # (B,T,S) one-hot
+        c_all = xp.permute_dims(context_forward(alpha, enc.annotations), (1, 0, 2))  # (T,B,2H)
+    else:
+        c_all = xp.empty((T, B, 2 * H), dtype=dtype, device=enc.mask.device)
+        att_caches = []
+    if cfg.variant != "rnnsearch":  # the context does not depend on s_{i-1}: one product
+        xproj = xproj + xp.reshape(xp.reshape(c_all, (N, 2 * H)) @ C_x, (T, B, 3 * H))
+
+    s = s0
+    s_all = xp.empty((T, B, H), dtype=dtype, device=s0.device)            # (T,B,H) s_1..s_T
+    gru_caches = []
+    for i in range(T):
+        xproj_i = xproj[i, ...]                                                # (B,3H)
+        if cfg.variant == "rnnsearch":  # c_i from s_{i-1}, before the decoder update
+            c, _, att_cache = attention_step_forward(
+                s @ packed["W_a"], enc.keys, enc.annotations, enc.mask, packed["v_a"])
+            c_all[i, ...] = c                                                  # (B,2H)
+            att_caches.append(att_cache)
+            xproj_i = xproj_i + c @ C_x                                   # (B,3H) + C.. c_i
+        s, gru_cache = gru_step_forward(xproj_i, s, U_zr, U)              # (B,H) s_i
+        s_all[i, ...] = s
+        gru_caches.append(gru_cache)
+
+    logits, out_cache = _deep_output_forward(
+        packed, xp.reshape(s_all, (N, H)), xp.reshape(ey, (N, E)),
+        xp.reshape(c_all, (N, 2 * H)))                                    # (N,V)
+    tgt_mask = xp.reshape(xp.permute_dims(xp.astype(batch.tgt_mask, dtype), (1, 0)), (N,))
+    weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
+    loss, xent_cache = softmax_xent_forward(logits, xp.reshape(tgt, (N,)), weights)
+    caches = (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches,
+              att_caches if cfg.variant == "rnnsearch" else None, out_cache, xent_cache)
+    return loss, caches
+
+
+def loss(params: dict[str, Array], batch: Any, cfg: Config) -> Array:
+    """Mean negative log-likelihood per real target token (0-d array), no gradients."""
+    return _forward(pack_params(params), cfg, batch)[0]
+
+
+def loss_and_grads(
+    params: dict[str, Array], batch: Any, cfg: Config
+) -> tuple[Array, dict[str, Array]]:
+    """The mean negative log-likelihood per real target token (padding excluded) and its
+    gradients, a dict with the same keys as ``params``.
+
+    ``batch`` has ``src`` (B,S) and ``tgt`` (B,T) integer ids (targets end with </s>) and
+    ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device."""
+    xp = namespace(params["E_src"])
+    packed = pack_params(params)
+    loss_value, caches = _forward(packed, cfg, batch)
+    (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches, att_caches,
+     out_cache, xent_cache) = caches
+    grads = {k: xp.zeros_like(v) for k, v in params.items()}
+    T, B, H = s_all.shape
+    E, N = cfg.emb, T * B
+    C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
+
+    ds_out, dey, dc_out = _deep_output_backward(
+        softmax_xent_backward(xent_cache), out_cache, packed, grads)
+    ds_out = xp.reshape(ds_out, (T, B, H))                                # (T,B,H)
+    dc_out = xp.reshape(dc_out, (T, B, 2 * H))                            # (T,B,2H)
+    dxproj = xp.empty((T, B, 3 * H), dtype=s_all.dtype, device=s_all.device)
+    if cfg.variant == "rnnsearch":
+        S, A = enc.annotations.shape[1], cfg.align
+        dc_all = xp.empty((T, B, 2 * H), dtype=s_all.dtype, device=s_all.device)
+        dq_all = xp.empty((T, B, A), dtype=s_all.dtype, device=s_all.device)
+        dkeys = xp.zeros((B, S, A), dtype=s_all.dtype, device=s_all.device)
+    ds = xp.zeros_like(s0)
+    for i in range(T - 1, -1, -1):
+        dxproj[i, ...], ds = gru_step_backward(ds + ds_out[i, ...], gru_caches[i], U_zr, U)
+        if cfg.variant == "rnnsearch":
+            dc = dc_out[i, ...] + dxproj[i, ...] @ C_x.T                            # (B,2H)
+            dc_all[i, ...] = dc
+            dq, dkeys_i, dv_a = attention_step_backward(
+                context_backward_weights(dc, enc.annotations), att_caches[i], packed["v_a"])
+            dkeys += dkeys_i                                              # (B,S,A)
+            grads["v_a"] += dv_a
+            dq_all[i, ...] = dq                                                # (B,A)
+            ds = ds + dq @ packed["W_a"].T                                # q = s_{i-1} @ W_a
+    ds0 = ds
+
+    # Weight gradients of the decoder GRU, one product each after the loop.
+    dxp2 = xp.reshape(dxproj, (N, 3 * H))                                 # (N,3H)
+    dU_zr, dU = gru_weight_grads(gru_caches, dxproj)
+    _add_stacked(grads, _gate_names("dec", "U")[:2], dU_zr)
+    grads["dec.U"] += dU
+    _add_stacked(grads, _gate_names("dec", "W"), xp.reshape(ey, (N, E)).T @ dxp2)
+    _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
+    _add_stacked(grads, _gate_names("dec", "C"), xp.reshape(c_all, (N, 2 * H)).T @ dxp2)
+    dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
+    embedding_backward(grads["E_tgt"], y_prev, dey)
+
+    dannotations = xp.zeros_like(enc.annotations)                         # (B,S,2H)
+    dkeys_enc = dcontext = None
+    if cfg.variant == "rnnsearch":
+        s_prev = xp.concat([s0[None, ...], s_all[: T - 1, ...]], axis=0)  # (T,B,H) s_{i-1}
+        s_prev = xp.reshape(s_prev, (N, H))
+        grads["W_a"] += s_prev.T @ xp.reshape(dq_all, (N, A))
+        alpha_all = xp.stack([c.alpha for c in att_caches], axis=1)       # (B,T,S)
+        dannotations = context_backward_annotations(xp.permute_dims(dc_all, (1, 0, 2)), alpha_all)
+        dkeys_enc = dkeys
+    else:
+        dc_all = dc_out + xp.reshape(dxp2 @ C_x.T, (T, B, 2 * H))         # (T,B,2H)
+        if cfg.variant == "diagonal":
+            dannotations = context_backward_annotations(xp.permute_dims(dc_all, (1, 0, 2)), alpha)
+        else:
+            dcontext = xp.sum(dc_all, axis=0)                             # (B,2H) c used T times
+    _encode_backward(packed, cfg, enc_cache, dannotations, dkeys_enc, dcontext, ds0, enc, grads)
+    return loss_value, grads
+
+
+def decoder_step(
+    packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array, s_prev: Array, i: int
+) -> tuple[Array, Array, Array]:
+    """One decoder step for greedy and beam search (``packed = pack_params(params)``).
+
+    y_prev (B,) ids of y_{i-1} (<s> at i=0), s_prev (B,H) s_{i-1}, i the 0-based step.
+    Returns log p(y_i | y_<i, x) (B,V), s_i (B,H) and the alignment alpha_i (B,S) (one-hot for
+    diagonal, zeros for encdec, which has none)."""
+    xp = namespace(s_prev)
+    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (B,E)
+    if cfg.variant == "rnnsearch":
+        c, alpha, _ = attention_step_forward(
+            s_prev @ packed["W_a"], enc.keys, enc.annotations, enc.mask, packed["v_a"])
+    elif cfg.variant == "diagonal":
+        step = xp.asarray([i], dtype=enc.lengths.dtype, device=enc.lengths.device)
+        alpha = diagonal_alignment(enc.lengths, step, enc.mask.shape[1], s_prev.dtype)[:, 0, :]
+        c = context_forward(alpha, enc.annotations)                       # (B,2H)
+    else:
+        c, alpha = enc.context, xp.zeros_like(enc.mask)
+    xproj = ey @ packed["dec.W_x"] + packed["dec.b_x"] + c @ packed["dec.C_x"]  # (B,3H)
+    s, _ = gru_step_forward(xproj, s_prev, packed["dec.U_zr"], packed["dec.U"])  # (B,H)
+    logits, _ = _deep_output_forward(packed, s, ey, c)                    # (B,V)
+    return log_softmax(logits), s, alpha

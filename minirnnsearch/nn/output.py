@@ -1,0 +1,56 @@
+"""The deep output with maxout (appendix A.2.2) and the softmax cross-entropy.
+
+    t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i                (2L)
+    t_i  = [max(t~_{i,2k-1}, t~_{i,2k})]_{k=1..L}           (L)   maxout over pairs
+    p(y_i | s_i, y_{i-1}, c_i) = softmax(W_o t_i + b_o)     (V)
+
+The linear parts are plain products in ``model.py``; this module holds the maxout and the loss.
+"""
+
+from __future__ import annotations
+
+from ..backend import Array, namespace
+
+
+def maxout_forward(t_tilde: Array) -> tuple[Array, Array]:
+    """t~ (N,2L) -> t (N,L), the max of each pair (t~_{2k}, t~_{2k+1}); cache: which won."""
+    xp = namespace(t_tilde)
+    N, L2 = t_tilde.shape
+    pairs = xp.reshape(t_tilde, (N, L2 // 2, 2))          # (N,L,2)
+    first = pairs[:, :, 0] >= pairs[:, :, 1]              # (N,L) bool: the first of the pair won
+    return xp.where(first, pairs[:, :, 0], pairs[:, :, 1]), first
+
+
+def maxout_backward(dt: Array, first: Array) -> Array:
+    """dt (N,L) -> dt~ (N,2L): the gradient goes to the winner of each pair."""
+    xp = namespace(dt)
+    N, L = dt.shape
+    zero = xp.zeros_like(dt)
+    return xp.reshape(xp.stack([xp.where(first, dt, zero), xp.where(first, zero, dt)], axis=2),
+                      (N, 2 * L))                         # (N,2L)
+
+
+def log_softmax(logits: Array) -> Array:
+    """log softmax over the last axis, stable (the max is subtracted). (..., V) -> (..., V)."""
+    xp = namespace(logits)
+    shifted = logits - xp.max(logits, axis=-1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+
+def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple[Array, tuple]:
+    """loss = -sum_n weights_n log p(targets_n); logits (N,V), targets (N,) int, weights (N,)
+    (the target mask divided by the number of real tokens gives the mean per real token).
+    Returns the 0-d loss and the cache."""
+    xp = namespace(logits)
+    logp = log_softmax(logits)                                              # (N,V)
+    logp_y = xp.take_along_axis(logp, targets[:, None], axis=1)[:, 0]       # (N,)
+    return -xp.sum(weights * logp_y), (logp, targets, weights)
+
+
+def softmax_xent_backward(cache: tuple) -> Array:
+    """dlogits (N,V) = weights_n * (softmax(logits_n) - onehot(targets_n))."""
+    xp = namespace(cache[0])
+    logp, targets, weights = cache
+    V = logp.shape[1]
+    onehot = targets[:, None] == xp.arange(V, dtype=targets.dtype, device=targets.device)[None, :]
+    return weights[:, None] * (xp.exp(logp) - xp.astype(onehot, logp.dtype))  # (N,V)

@@ -1,0 +1,29 @@
+"""The user-facing gradient-check command."""
+
+import subprocess
+import sys
+
+from minirnnsearch import gradcheck, model
+
+
+def test_command_exits_zero_on_the_correct_model():
+    out = subprocess.run([sys.executable, "-m", "minirnnsearch.gradcheck", "--variant", "encdec"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "dec.U_z" in out.stdout and "OK: worst" in out.stdout
+
+
+def test_command_exits_nonzero_when_a_gradient_is_broken(monkeypatch, capsys):
+    real = model.loss_and_grads
+
+    def broken(params, batch, cfg):
+        loss, grads = real(params, batch, cfg)
+        grads["C_o"] = grads["C_o"] * 1.001  # a 0.1% error in one parameter's gradient
+        return loss, grads
+
+    monkeypatch.setattr(model, "loss_and_grads", broken)
+    assert gradcheck.main(["--variant", "rnnsearch"]) == 1
+    out = capsys.readouterr().out
+    failing = [line.split()[0] for line in out.splitlines() if line.endswith("FAIL")]
+    assert failing == ["C_o"]
+    assert "FAILED" in out

@@ -1,0 +1,131 @@
+"""The whole model: gradients against finite differences for all three variants, padding
+invariance, batch consistency, initialisation, and the same results on array_api_strict."""
+
+import numpy as np
+import pytest
+from minirnnsearch.data.batching import Batch, make_batch
+
+from minirnnsearch import gradcheck, model
+from minirnnsearch.backend import get_backend, to_host
+
+
+@pytest.mark.parametrize("variant", model.VARIANTS)
+def test_whole_model_gradients_match_finite_differences(variant):
+    errors = gradcheck.check_model(variant, seed=1)
+    assert set(errors) == set(model.param_shapes(gradcheck.tiny_problem(variant)[0]))
+    bad = {k: v for k, v in errors.items() if v > 1e-6}
+    assert not bad, f"{variant}: {bad}"
+
+
+def _pad(batch: Batch, extra_src: int, extra_tgt: int) -> Batch:
+    def widen(a, n):
+        return np.concatenate([a, np.zeros((a.shape[0], n), a.dtype)], axis=1)
+    return Batch(widen(batch.src, extra_src), widen(batch.src_mask, extra_src),
+                 widen(batch.tgt, extra_tgt), widen(batch.tgt_mask, extra_tgt))
+
+
+@pytest.mark.parametrize("variant", model.VARIANTS)
+def test_padding_changes_no_loss_and_no_gradient(variant):
+    cfg, params, batch = gradcheck.tiny_problem(variant)
+    loss, grads = model.loss_and_grads(params, batch, cfg)
+    loss2, grads2 = model.loss_and_grads(params, _pad(batch, 3, 2), cfg)
+    assert float(loss2) == pytest.approx(float(loss), rel=1e-12)
+    for k in grads:
+        np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("variant", model.VARIANTS)
+def test_batch_loss_is_token_weighted_mean_of_sentence_losses(variant):
+    cfg, params, _ = gradcheck.tiny_problem(variant)
+    rng = np.random.default_rng(5)
+    src = [list(rng.integers(4, cfg.src_vocab, n)) for n in (6, 1, 3, 4)]
+    tgt = [list(rng.integers(4, cfg.tgt_vocab, n)) for n in (3, 5, 1, 2)]
+    whole = float(model.loss(params, make_batch(src, tgt), cfg))
+    ntok = np.array([len(t) + 1 for t in tgt])  # + </s>
+    each = np.array([float(model.loss(params, make_batch([s], [t]), cfg))
+                     for s, t in zip(src, tgt, strict=True)])
+    assert whole == pytest.approx(float(np.sum(each * ntok) / ntok.sum()), rel=1e-12)
+
+
+def test_decoder_step_agrees_with_the_training_forward():
+    """Teacher-forced decoder steps give the per-token log-probabilities the loss uses."""
+    for variant in model.VARIANTS:
+        cfg, params, batch = gradcheck.tiny_problem(variant)
+        packed = model.pack_params(params)
+        enc, s, _ = model.encode(packed, cfg, batch.src, batch.src_mask)
+        B, T = batch.tgt.shape
+        y_prev = np.full(B, 2)
+        total = 0.0
+        for i in range(T):
+            logp, s, alpha = model.decoder_step(packed, cfg, enc, y_prev, s, i)
+            total -= float(np.sum(logp[np.arange(B), batch.tgt[:, i]] * batch.tgt_mask[:, i]))
+            y_prev = batch.tgt[:, i]
+            if variant != "encdec":
+                np.testing.assert_allclose(alpha.sum(axis=1), 1.0)
+                np.testing.assert_array_equal(alpha[batch.src_mask == 0], 0.0)
+        assert total / batch.tgt_mask.sum() == pytest.approx(float(model.loss(params, batch, cfg)))
+
+
+def test_encdec_context_is_last_forward_and_first_backward_state():
+    cfg, params, batch = gradcheck.tiny_problem("encdec")
+    packed = model.pack_params(params)
+    enc, _, _ = model.encode(packed, cfg, batch.src, batch.src_mask)
+    H = cfg.hidden
+    for b, n in enumerate(batch.src_mask.sum(axis=1).astype(int)):
+        np.testing.assert_array_equal(enc.context[b, :H], enc.annotations[b, n - 1, :H])
+        np.testing.assert_array_equal(enc.context[b, H:], enc.annotations[b, 0, H:])
+    np.testing.assert_array_equal(to_host(enc.lengths), batch.src_mask.sum(axis=1))
+
+
+@pytest.mark.parametrize("variant", model.VARIANTS)
+def test_array_api_strict_device_agrees_with_numpy(variant):
+    """One full loss_and_grads and one decoder step on device1 (no NumPy-only call, no implicit
+    conversion, no host/device mixing), float32 kept float32, results equal NumPy's."""
+    cfg, params64, batch = gradcheck.tiny_problem(variant)
+    params = {k: v.astype(np.float32) for k, v in params64.items()}
+    sb = get_backend("strict")
+    sparams = {k: sb.asarray(v) for k, v in params.items()}
+    sbatch = batch.to(sb)
+    loss_np, grads_np = model.loss_and_grads(params, batch, cfg)
+    loss_s, grads_s = model.loss_and_grads(sparams, sbatch, cfg)
+    assert loss_s.device == sb.device and loss_s.dtype == sb.xp.float32
+    np.testing.assert_allclose(to_host(loss_s), loss_np, rtol=1e-5)
+    for k in params:
+        assert grads_s[k].dtype == sb.xp.float32 and grads_np[k].dtype == np.float32, k
+        np.testing.assert_allclose(to_host(grads_s[k]), grads_np[k], rtol=1e-4, atol=1e-6)
+
+    outs = []
+    for p, bt in ((params, batch), (sparams, sbatch)):
+        packed = model.pack_params(p)
+        enc, s0, _ = model.encode(packed, cfg, bt.src, bt.src_mask)
+        y = bt.tgt[:, 0]
+        outs.append([to_host(a) for a in model.decoder_step(packed, cfg, enc, y, s0, 1)])
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_initialisation_follows_appendix_b1():
+    cfg = model.Config.from_preset("tiny", src_vocab=50, tgt_vocab=60)
+    p = model.init_params(cfg, get_backend("cpu"), seed=3)
+    assert set(p) == set(model.param_shapes(cfg))
+    for name in ("enc_fwd.U", "enc_bwd.U_z", "dec.U_r"):
+        np.testing.assert_allclose(p[name].T @ p[name], np.eye(cfg.hidden), atol=1e-5)
+    assert np.all(p["v_a"] == 0) and np.all(p["b_o"] == 0) and np.all(p["dec.b_z"] == 0)
+    assert 0.0005 < p["U_a"].std() < 0.0015 and 0.005 < p["W_o"].std() < 0.015
+    assert all(v.dtype == np.float32 for v in p.values())
+    q = model.init_params(cfg, get_backend("cpu"), seed=3)
+    assert all(np.array_equal(p[k], q[k]) for k in p)
+    assert not np.array_equal(p["W_o"], model.init_params(cfg, get_backend("cpu"), 4)["W_o"])
+    assert "W_a" not in model.param_shapes(model.Config(5, 5, variant="encdec"))
+
+
+def test_config_rejects_bad_values_and_round_trips():
+    with pytest.raises(ValueError, match="variant"):
+        model.Config(10, 10, variant="transformer")
+    with pytest.raises(ValueError, match="hidden"):
+        model.Config(10, 10, hidden=0)
+    with pytest.raises(ValueError, match="preset"):
+        model.Config.from_preset("huge", src_vocab=1, tgt_vocab=1)
+    cfg = model.Config.from_preset("paper", src_vocab=30000, tgt_vocab=30000)
+    assert (cfg.emb, cfg.hidden, cfg.align, cfg.maxout) == (620, 1000, 1000, 500)
+    assert model.Config.from_dict(cfg.to_dict()) == cfg
