@@ -1,0 +1,73 @@
+"""Batches with padding masks, and the paper's bucketing (appendix B.2): take 20 batches' worth
+of pairs, sort them by length, cut them into 20 batches, and shuffle the batches."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .vocab import EOS_ID, PAD_ID
+
+CHUNK_BATCHES = 20  # batches sorted together (paper: 1600 pairs = 20 x 80)
+
+
+class Batch(NamedTuple):
+    """src (B,S), tgt (B,T) int64 ids, each sentence ending in </s>, right-padded with <pad>;
+    src_mask (B,S), tgt_mask (B,T) float32, 1.0 on real tokens (</s> included)."""
+
+    src: Any
+    src_mask: Any
+    tgt: Any
+    tgt_mask: Any
+
+    def to(self, backend: Any) -> Batch:
+        """The same batch with its arrays on ``backend``'s device (one copy each)."""
+        return Batch(*(backend.asarray(a) for a in self))
+
+    @property
+    def n_tokens(self) -> int:
+        """Real target tokens (host arrays only)."""
+        return int(np.sum(self.tgt_mask))
+
+
+def _pad(sentences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    length = max(len(s) for s in sentences) + 1
+    ids = np.full((len(sentences), length), PAD_ID, dtype=np.int64)
+    mask = np.zeros((len(sentences), length), dtype=np.float32)
+    for b, s in enumerate(sentences):
+        ids[b, : len(s)] = s
+        ids[b, len(s)] = EOS_ID
+        mask[b, : len(s) + 1] = 1.0
+    return ids, mask
+
+
+def make_batch(src_ids: list[list[int]], tgt_ids: list[list[int]]) -> Batch:
+    """A padded batch from id lists (without </s>; it is added here)."""
+    if len(src_ids) != len(tgt_ids) or not src_ids:
+        raise ValueError("make_batch needs as many target as source sentences, at least one")
+    src, src_mask = _pad(src_ids)
+    tgt, tgt_mask = _pad(tgt_ids)
+    return Batch(src, src_mask, tgt, tgt_mask)
+
+
+def filter_by_length(pairs: list[tuple[list[int], list[int]]], max_len: int
+                     ) -> list[tuple[list[int], list[int]]]:
+    """The pairs whose source and target each have at most ``max_len`` tokens (before </s>)."""
+    return [(s, t) for s, t in pairs if len(s) <= max_len and len(t) <= max_len]
+
+
+def epoch_batches(lengths: list[tuple[int, int]], batch_size: int, seed: int, epoch: int
+                  ) -> list[list[int]]:
+    """The batches of one epoch as lists of pair indices, a function of (seed, epoch) only.
+
+    Shuffle the pairs; take ``batch_size * 20`` at a time, sort them by (source, target)
+    length, cut them into batches; shuffle the order of all the epoch's batches."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    batches = []
+    step = batch_size * CHUNK_BATCHES
+    for a in range(0, len(order), step):
+        chunk = sorted(order[a : a + step].tolist(), key=lambda k: lengths[k])
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in rng.permutation(len(batches))]
