@@ -10,7 +10,8 @@ arguments (``namespace(x)``), so the same lines run on
   the mistakes CuPy punishes.
 
 What the standard lacks lives here, one function each with one branch per backend:
-``scatter_add`` (embedding gradients), ``to_device`` / ``to_host`` (moving arrays), and random
+``scatter_add`` (embedding gradients), ``add_at_columns`` (the softmax gradient's -1 at each
+target), ``topk`` (beam search), ``to_device`` / ``to_host`` (moving arrays), and random
 initialisation made on the host with NumPy and moved once (``Backend.asarray``).
 """
 
@@ -139,3 +140,35 @@ def scatter_add(a: Array, idx: Array, v: Array) -> Array:
     )
     a += onehot.T @ v
     return a
+
+
+def add_at_columns(a: Array, cols: Array, v: Array) -> Array:
+    """``a[n, cols[n]] += v[n]`` for every row n; returns ``a`` (updated in place where the
+    backend can). a (N,V), cols (N,) integer, v (N,). One column per row, so no index repeats."""
+    xp = namespace(a)
+    if xp.__name__ in ("numpy", "cupy"):
+        a[xp.arange(a.shape[0]), cols] += v
+        return a
+    onehot = cols[:, None] == xp.arange(a.shape[1], dtype=cols.dtype, device=a.device)[None, :]
+    return a + xp.where(onehot, v[:, None], xp.zeros_like(a))
+
+
+def backend_of(x: Array) -> Backend:
+    """The backend an array lives on (to make more arrays beside it)."""
+    xp = namespace(x)
+    name = {"numpy": "numpy", "cupy": "cupy"}.get(xp.__name__, "strict")
+    return Backend(name, xp, x.device)
+
+
+def topk(x: Array, k: int) -> tuple[Array, Array]:
+    """The k largest entries of each row of x (N,M), largest first: values (N,k), indices (N,k).
+    The standard has no top-k; NumPy and CuPy use a partial sort, others a full argsort."""
+    xp = namespace(x)
+    k = min(k, x.shape[1])
+    if xp.__name__ in ("numpy", "cupy"):
+        part = xp.argpartition(-x, k - 1, axis=1)[:, :k]                # (N,k) unordered
+        vals = xp.take_along_axis(x, part, axis=1)
+        order = xp.argsort(-vals, axis=1, stable=True)
+        return xp.take_along_axis(vals, order, axis=1), xp.take_along_axis(part, order, axis=1)
+    idx = xp.argsort(x, axis=1, descending=True, stable=True)[:, :k]    # (N,k)
+    return xp.take_along_axis(x, idx, axis=1), idx
