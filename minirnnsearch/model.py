@@ -258,31 +258,59 @@ def _encode_backward(
 def _deep_output_forward(
     packed: dict[str, Array], s: Array, ey: Array, c: Array
 ) -> tuple[Array, tuple]:
-    """s (N,H), ey (N,E), c (N,2H) -> logits (N,V) = W_o maxout(U_o s + V_o E y + C_o c) + b_o."""
+    """s (N,H), ey (N,E), c (N,2H) -> t (N,L) = maxout(U_o s + V_o E y + C_o c) and the cache."""
     t_tilde = s @ packed["U_o"] + ey @ packed["V_o"] + c @ packed["C_o"]  # (N,2L)
     t, first = maxout_forward(t_tilde)                                    # (N,L)
-    return t @ packed["W_o"] + packed["b_o"], (s, ey, c, t, first)       # (N,V)
+    return t, (s, ey, c, first)
 
 
 def _deep_output_backward(
-    dlogits: Array, cache: tuple, packed: dict[str, Array], grads: dict[str, Array]
+    dt: Array, cache: tuple, packed: dict[str, Array], grads: dict[str, Array]
 ) -> tuple[Array, Array, Array]:
-    """dlogits (N,V) -> ds (N,H), dey (N,E), dc (N,2H); weight gradients into ``grads``."""
-    xp = namespace(dlogits)
-    s, ey, c, t, first = cache
-    grads["W_o"] += t.T @ dlogits                                         # (L,V)
-    grads["b_o"] += xp.sum(dlogits, axis=0)
-    dt_tilde = maxout_backward(dlogits @ packed["W_o"].T, first)          # (N,2L)
+    """dt (N,L) -> ds (N,H), dey (N,E), dc (N,2H); weight gradients into ``grads``."""
+    s, ey, c, first = cache
+    dt_tilde = maxout_backward(dt, first)                                 # (N,2L)
     grads["U_o"] += s.T @ dt_tilde
     grads["V_o"] += ey.T @ dt_tilde
     grads["C_o"] += c.T @ dt_tilde
     return (dt_tilde @ packed["U_o"].T, dt_tilde @ packed["V_o"].T, dt_tilde @ packed["C_o"].T)
 
 
+# Rows of the (N,V) logits handled at once: the softmax and its gradient go chunk by chunk, so
+# the full logits never exist (at V = 30000 they would be the memory peak).
+SOFTMAX_CHUNK_ELEMENTS = 1 << 20
+
+
+def _softmax_loss(
+    packed: dict[str, Array], t: Array, targets: Array, weights: Array,
+    grads: dict[str, Array] | None = None,
+) -> tuple[Array, Array | None]:
+    """loss = -sum_n weights_n log softmax(W_o t_n + b_o)[y_n]; t (N,L), targets (N,), weights
+    (N,). With ``grads``, the backward runs in the same chunk loop: dW_o, db_o accumulate into
+    grads and dt (N,L) is returned (else None)."""
+    xp = namespace(t)
+    N = t.shape[0]
+    W_o, b_o = packed["W_o"], packed["b_o"]
+    rows = max(1, SOFTMAX_CHUNK_ELEMENTS // W_o.shape[1])
+    loss, dts = 0.0, []
+    for a in range(0, N, rows):
+        z = min(a + rows, N)                                              # rows a..z-1
+        t_c = t[a:z, ...]                                                 # (n,L)
+        loss_c, cache = softmax_xent_forward(t_c @ W_o + b_o, targets[a:z], weights[a:z])
+        loss = loss + loss_c
+        if grads is not None:
+            dlogits = softmax_xent_backward(cache)                        # (n,V)
+            grads["W_o"] += t_c.T @ dlogits                               # (L,V)
+            grads["b_o"] += xp.sum(dlogits, axis=0)                       # (V,)
+            dts.append(dlogits @ W_o.T)                                   # (n,L)
+    return loss, (xp.concat(dts, axis=0) if grads is not None else None)
+
+
 def _forward(
-    packed: dict[str, Array], cfg: Config, batch: Any
+    packed: dict[str, Array], cfg: Config, batch: Any, grads: dict[str, Array] | None = None
 ) -> tuple[Array, tuple]:
-    """The loss of a batch and everything its backward needs."""
+    """The loss of a batch and everything its backward needs. With ``grads``, the softmax
+    layer's backward is done here already, chunk by chunk (``_softmax_loss``)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask)
@@ -326,14 +354,14 @@ def _forward(
         s_all[i, ...] = s
         gru_caches.append(gru_cache)
 
-    logits, out_cache = _deep_output_forward(
+    t, out_cache = _deep_output_forward(
         packed, xp.reshape(s_all, (N, H)), xp.reshape(ey, (N, E)),
-        xp.reshape(c_all, (N, 2 * H)))                                    # (N,V)
+        xp.reshape(c_all, (N, 2 * H)))                                    # (N,L)
     tgt_mask = xp.reshape(xp.permute_dims(xp.astype(batch.tgt_mask, dtype), (1, 0)), (N,))
     weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
-    loss, xent_cache = softmax_xent_forward(logits, xp.reshape(tgt, (N,)), weights)
+    loss, dt = _softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
     caches = (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches,
-              att_caches if cfg.variant == "rnnsearch" else None, out_cache, xent_cache)
+              att_caches if cfg.variant == "rnnsearch" else None, out_cache, dt)
     return loss, caches
 
 
@@ -352,16 +380,15 @@ def loss_and_grads(
     ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device."""
     xp = namespace(params["E_src"])
     packed = pack_params(params)
-    loss_value, caches = _forward(packed, cfg, batch)
-    (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches, att_caches,
-     out_cache, xent_cache) = caches
     grads = {k: xp.zeros_like(v) for k, v in params.items()}
+    loss_value, caches = _forward(packed, cfg, batch, grads)
+    (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches, att_caches,
+     out_cache, dt) = caches
     T, B, H = s_all.shape
     E, N = cfg.emb, T * B
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
-    ds_out, dey, dc_out = _deep_output_backward(
-        softmax_xent_backward(xent_cache), out_cache, packed, grads)
+    ds_out, dey, dc_out = _deep_output_backward(dt, out_cache, packed, grads)
     ds_out = xp.reshape(ds_out, (T, B, H))                                # (T,B,H)
     dc_out = xp.reshape(dc_out, (T, B, 2 * H))                            # (T,B,2H)
     dxproj = xp.empty((T, B, 3 * H), dtype=s_all.dtype, device=s_all.device)
@@ -435,5 +462,5 @@ def decoder_step(
         c, alpha = enc.context, xp.zeros_like(enc.mask)
     xproj = ey @ packed["dec.W_x"] + packed["dec.b_x"] + c @ packed["dec.C_x"]  # (B,3H)
     s, _ = gru_step_forward(xproj, s_prev, packed["dec.U_zr"], packed["dec.U"])  # (B,H)
-    logits, _ = _deep_output_forward(packed, s, ey, c)                    # (B,V)
-    return log_softmax(logits), s, alpha
+    t, _ = _deep_output_forward(packed, s, ey, c)                         # (B,L)
+    return log_softmax(t @ packed["W_o"] + packed["b_o"]), s, alpha       # (B,V)

@@ -9,7 +9,7 @@ The linear parts are plain products in ``model.py``; this module holds the maxou
 
 from __future__ import annotations
 
-from ..backend import Array, namespace
+from ..backend import Array, add_at_columns, namespace
 
 
 def maxout_forward(t_tilde: Array) -> tuple[Array, Array]:
@@ -40,17 +40,17 @@ def log_softmax(logits: Array) -> Array:
 def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple[Array, tuple]:
     """loss = -sum_n weights_n log p(targets_n); logits (N,V), targets (N,) int, weights (N,)
     (the target mask divided by the number of real tokens gives the mean per real token).
-    Returns the 0-d loss and the cache."""
+    Returns the 0-d loss and the cache (the exponentials, kept so backward needs no exp)."""
     xp = namespace(logits)
-    logp = log_softmax(logits)                                              # (N,V)
-    logp_y = xp.take_along_axis(logp, targets[:, None], axis=1)[:, 0]       # (N,)
-    return -xp.sum(weights * logp_y), (logp, targets, weights)
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)                # (N,V) stable
+    ex = xp.exp(shifted)                                                    # (N,V)
+    sum_ex = xp.sum(ex, axis=1)                                             # (N,)
+    logp_y = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0] - xp.log(sum_ex)  # (N,)
+    return -xp.sum(weights * logp_y), (ex, sum_ex, targets, weights)
 
 
 def softmax_xent_backward(cache: tuple) -> Array:
     """dlogits (N,V) = weights_n * (softmax(logits_n) - onehot(targets_n))."""
-    xp = namespace(cache[0])
-    logp, targets, weights = cache
-    V = logp.shape[1]
-    onehot = targets[:, None] == xp.arange(V, dtype=targets.dtype, device=targets.device)[None, :]
-    return weights[:, None] * (xp.exp(logp) - xp.astype(onehot, logp.dtype))  # (N,V)
+    ex, sum_ex, targets, weights = cache
+    dlogits = ex * (weights / sum_ex)[:, None]                              # (N,V) w * p
+    return add_at_columns(dlogits, targets, -weights)                       # - w at y_n
