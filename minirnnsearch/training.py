@@ -1,0 +1,343 @@
+"""Training: data in, checkpoints and a log out. ``train.py`` is the command-line front end.
+
+One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json`` (the latest
+state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
+the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
+in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sacrebleu
+from tqdm import tqdm
+
+from . import decode, model
+from .backend import Backend, DeviceError, get_backend, to_host
+from .checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
+from .data.batching import epoch_batches, filter_by_length, make_batch
+from .data.corpus import builtin_corpus
+from .data.io import DataError, read_parallel
+from .data.tokenize import detokenize, tokenize
+from .data.vocab import Vocab
+from .optim import clip_grad_norm, make_optimizer
+
+DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (NaN loss, bad options); the message is one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train RNNsearch (Bahdanau et al. 2014). With no arguments: the built-in "
+                    "English->French corpus and the small model.")
+    d = ap.add_argument_group("data (line-aligned parallel text, UTF-8, one sentence per line)")
+    d.add_argument("--train-src", help="training source file (default: the built-in corpus)")
+    d.add_argument("--train-tgt", help="training target file")
+    d.add_argument("--dev-src", help="development source file, for validation")
+    d.add_argument("--dev-tgt", help="development target file (the raw reference for BLEU)")
+    d.add_argument("--max-len", type=int, default=50,
+                   help="drop training pairs longer than this many tokens (paper: 50)")
+    d.add_argument("--vocab-size", type=int, default=30000,
+                   help="words per vocabulary, specials included (paper: 30000)")
+    m = ap.add_argument_group("model")
+    m.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
+    m.add_argument("--preset", default="small", choices=tuple(model.PRESETS),
+                   help="model sizes by name (paper: E 620, H 1000, A 1000, L 500)")
+    for name, help_ in (("emb", "E, embedding size"), ("hidden", "H, GRU state size"),
+                        ("align", "A, alignment hidden size"), ("maxout", "L, maxout units")):
+        m.add_argument(f"--{name}", type=int, help=f"{help_} (overrides the preset)")
+    t = ap.add_argument_group("training")
+    t.add_argument("--batch-size", type=int, default=80,
+                   help="sentence pairs per batch (paper: 80)")
+    t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
+                   help="adam (default, fastest to a good model here) or the paper's adadelta")
+    t.add_argument("--lr", type=float, help="learning rate (default: the optimiser's own)")
+    t.add_argument("--clip", type=float, default=1.0,
+                   help="rescale the gradient to at most this L2 norm (paper: 1)")
+    t.add_argument("--epochs", type=int, default=20, help="at most this many epochs")
+    t.add_argument("--max-steps", type=int, help="stop after this many updates in all")
+    t.add_argument("--max-time", type=float, help="stop after this many minutes of this run")
+    t.add_argument("--valid-every", type=int, default=500, help="validate every N updates")
+    t.add_argument("--valid-size", type=int, default=500,
+                   help="translate at most this many dev sentences for BLEU at each validation")
+    t.add_argument("--patience", type=int, default=5,
+                   help="stop after this many validations without a better dev BLEU")
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    t.add_argument("--out", default="runs/default", help="run directory (checkpoints, log)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, exactly")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+@dataclass
+class Corpus:
+    """Token-id pairs for training, raw dev sentences for BLEU."""
+
+    train: list[tuple[list[int], list[int]]]
+    dev_src: list[list[int]]
+    dev_tgt: list[list[int]]
+    dev_ref: list[str]
+
+
+def _read(src: str, tgt: str) -> list[tuple[str, str]]:
+    pairs, skipped = read_parallel(src, tgt)
+    if skipped:
+        print(f"{src}, {tgt}: skipped {skipped} pairs with an empty side", file=sys.stderr)
+    return pairs
+
+
+def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
+                ) -> tuple[Corpus, Vocab, Vocab]:
+    """Read (or generate) the data, build the vocabularies unless given (a resumed run keeps
+    its own), and turn every sentence into ids."""
+    if args.train_src or args.train_tgt:
+        if not (args.train_src and args.train_tgt and args.dev_src and args.dev_tgt):
+            raise DataError("--train-src, --train-tgt, --dev-src and --dev-tgt go together")
+        paths = dict(train_src=args.train_src, train_tgt=args.train_tgt,
+                     dev_src=args.dev_src, dev_tgt=args.dev_tgt)
+    else:
+        files = builtin_corpus(DEFAULT_CORPUS_CACHE, seed=1234)
+        paths = dict(train_src=files["train.en"], train_tgt=files["train.fr"],
+                     dev_src=files["dev.en"], dev_tgt=files["dev.fr"])
+    train = [(tokenize(s), tokenize(t)) for s, t in _read(paths["train_src"], paths["train_tgt"])]
+    dev = _read(paths["dev_src"], paths["dev_tgt"])
+    if vocabs is None:
+        vocabs = (Vocab.build([s for s, _ in train], args.vocab_size),
+                  Vocab.build([t for _, t in train], args.vocab_size))
+    src_vocab, tgt_vocab = vocabs
+    ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in train]
+    kept = filter_by_length(ids, args.max_len)
+    if not kept:
+        raise DataError(f"{paths['train_src']}: no training pair has at most --max-len "
+                        f"{args.max_len} tokens on both sides")
+    dev = dev[: args.valid_size]
+    corpus = Corpus(kept, [src_vocab.encode(tokenize(s)) for s, _ in dev],
+                    [tgt_vocab.encode(tokenize(t)) for _, t in dev], [t for _, t in dev])
+    print(f"data: {len(kept)} training pairs ({len(ids) - len(kept)} longer than {args.max_len} "
+          f"dropped), {len(dev)} dev pairs; vocabularies {len(src_vocab)} / {len(tgt_vocab)}",
+          file=sys.stderr)
+    return corpus, src_vocab, tgt_vocab
+
+
+def translate_ids(packed: dict, cfg: model.Config, backend: Backend, sentences: list[list[int]],
+                  batch_size: int = 80) -> list[list[int]]:
+    """Greedy translations of id sentences, in order, batched by length."""
+    order = sorted(range(len(sentences)), key=lambda k: len(sentences[k]))
+    out: list[list[int]] = [[] for _ in sentences]
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        b = make_batch([sentences[k] for k in idx], [[] for _ in idx]).to(backend)
+        for k, hyp in zip(idx, decode.greedy_search(packed, cfg, b.src, b.src_mask), strict=True):
+            out[k] = hyp[0].tokens
+    return out
+
+
+def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
+             batch_size: int) -> float:
+    """Mean negative log-likelihood per real dev target token."""
+    total, tokens = 0.0, 0
+    for start in range(0, len(corpus.dev_src), batch_size):
+        b = make_batch(corpus.dev_src[start : start + batch_size],
+                       corpus.dev_tgt[start : start + batch_size])
+        total += float(to_host(model.loss(params, b.to(backend), cfg))) * b.n_tokens
+        tokens += b.n_tokens
+    return total / tokens
+
+
+class Trainer:
+    """The state of one run: parameters, optimiser, position in the data, validation record."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.out)
+        self.backend = get_backend(args.device)
+        resumed = None
+        if args.resume:
+            if not checkpoint_exists(self.out, "last"):
+                raise CheckpointError(f"{self.out}: --resume, but there is no checkpoint 'last' "
+                                      "in this run directory")
+            resumed = load_checkpoint(self.out, "last")
+            meta = resumed[2]
+            vocabs = (Vocab.from_dict(meta["src_vocab"]), Vocab.from_dict(meta["tgt_vocab"]))
+        else:
+            vocabs = None
+        self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(args, vocabs)
+        if resumed is None:
+            sizes = {k: getattr(args, k) for k in ("emb", "hidden", "align", "maxout")
+                     if getattr(args, k) is not None}
+            self.cfg = model.Config.from_preset(
+                args.preset, src_vocab=len(self.src_vocab), tgt_vocab=len(self.tgt_vocab),
+                variant=args.variant, **sizes)
+            self.params = model.init_params(self.cfg, self.backend, args.seed)
+            self.opt = make_optimizer(args.optimizer, self.params, args.lr)
+            self.step, self.epoch, self.pos = 0, 0, 0
+            self.best_bleu, self.bad_validations = -1.0, 0
+        else:
+            params, opt_state, meta = resumed
+            self.cfg = model.Config.from_dict(meta["config"])
+            expected = model.param_shapes(self.cfg)
+            if {k: v.shape for k, v in params.items()} != expected:
+                raise CheckpointError(f"{self.out}/last.npz: parameters do not match the "
+                                      "configuration stored beside them")
+            self.params = {k: self.backend.asarray(params[k]) for k in expected}
+            self.opt = make_optimizer(meta["optimizer"], self.params, meta["lr"])
+            self.opt.load_state_dict({k: self.backend.asarray(v) for k, v in opt_state.items()})
+            self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
+            self.best_bleu, self.bad_validations = meta["best_bleu"], meta["bad_validations"]
+            print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
+                  f"batch {self.pos})", file=sys.stderr)
+        self.lengths = [(len(s), len(t)) for s, t in self.corpus.train]
+        self.signature_shown = False
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, Any]:
+        return dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
+                    tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
+                    pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
+                    optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
+                    batch_size=self.args.batch_size, max_len=self.args.max_len)
+
+    def save(self, name: str) -> None:
+        save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> dict:
+        packed = model.pack_params(self.params)
+        hyps = translate_ids(packed, self.cfg, self.backend, self.corpus.dev_src)
+        detok = [detokenize(self.tgt_vocab.decode(h)) for h in hyps]
+        bleu = sacrebleu.BLEU(tokenize="13a")
+        score = bleu.corpus_score(detok, [self.corpus.dev_ref]).score
+        if not self.signature_shown:
+            print(f"sacrebleu signature: {bleu.get_signature()}", file=sys.stderr)
+            self.signature_shown = True
+        record = dict(step=self.step, epoch=self.epoch + 1, loss=train_loss,
+                      dev_loss=dev_loss(self.params, self.cfg, self.backend, self.corpus,
+                                        self.args.batch_size),
+                      dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed)
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        improved = score > self.best_bleu
+        if improved:
+            self.best_bleu, self.bad_validations = score, 0
+        else:
+            self.bad_validations += 1
+        k = min(range(len(detok)), key=lambda i: abs(len(detok[i].split()) - 12))
+        tqdm.write(f"step {self.step}: dev loss {record['dev_loss']:.3f}, dev BLEU {score:.2f}"
+                   f"{' (best)' if improved else ''}, {tokens_per_s:.0f} tokens/s\n"
+                   f"  sample: {detok[k]}\n  ref:    {self.corpus.dev_ref[k]}", file=sys.stderr)
+        if improved:
+            self.save("best")
+        return record
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        args = self.args
+        self.out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        max_steps = args.max_steps if args.max_steps is not None else math.inf
+        log_every = 20
+        loss_sum, loss_steps = 0.0, 0      # summed on the device, read once per log interval
+        tokens, last_log_time = 0, start    # target tokens since the last log
+        run_tokens, step_time = 0, 0.0      # for tokens/s over this run's updates
+        bar = tqdm(total=None if math.isinf(max_steps) else max_steps, initial=self.step,
+                   disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+        stop = ""
+        last_loss = float("nan")
+        try:
+            while not stop:
+                if self.epoch >= args.epochs:
+                    stop = f"{args.epochs} epochs done"
+                    break
+                batches = epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch)
+                while self.pos < len(batches):
+                    idx = batches[self.pos]
+                    b = make_batch([self.corpus.train[k][0] for k in idx],
+                                   [self.corpus.train[k][1] for k in idx])
+                    t0 = time.perf_counter()
+                    loss, grads = model.loss_and_grads(self.params, b.to(self.backend), self.cfg)
+                    clip_grad_norm(grads, args.clip)
+                    self.opt.step(self.params, grads)
+                    self.step += 1
+                    self.pos += 1
+                    loss_sum = loss_sum + loss
+                    loss_steps += 1
+                    tokens += b.n_tokens
+                    run_tokens += b.n_tokens
+                    step_time += time.perf_counter() - t0
+                    bar.update(1)
+                    elapsed = time.perf_counter() - start
+                    if self.step >= max_steps:
+                        stop = f"--max-steps {args.max_steps} reached"
+                    elif args.max_time is not None and elapsed >= 60 * args.max_time:
+                        stop = f"--max-time {args.max_time:g} minutes reached"
+                    validating = self.step % args.valid_every == 0 or bool(stop)
+                    if validating or self.step % log_every == 0 or self.pos == len(batches):
+                        # one host sync per log interval, and always before anything is saved
+                        last_loss = float(to_host(loss_sum)) / loss_steps
+                        if not math.isfinite(last_loss):
+                            raise TrainingError(
+                                f"training loss became {last_loss} by step {self.step}: stopped "
+                                f"without saving; the checkpoints in {self.out} are untouched "
+                                "(try a lower --lr or --clip)")
+                        now = time.perf_counter()
+                        bar.set_postfix(loss=f"{last_loss:.3f}",
+                                        tok_s=f"{tokens / (now - last_log_time):.0f}")
+                        loss_sum, loss_steps, tokens, last_log_time = 0.0, 0, 0, now
+                    if validating:
+                        self.validate(last_loss, run_tokens / step_time, elapsed)
+                        self.save("last")
+                        if self.bad_validations >= args.patience:
+                            stop = f"no better dev BLEU in {args.patience} validations"
+                    if stop:
+                        break
+                if self.pos >= len(batches):
+                    self.epoch, self.pos = self.epoch + 1, 0
+        except KeyboardInterrupt:
+            bar.close()
+            if loss_steps and not math.isfinite(float(to_host(loss_sum))):
+                print(f"interrupted; the loss was not finite, so nothing was saved in {self.out}",
+                      file=sys.stderr)
+            else:
+                self.save("last")
+                print(f"interrupted: saved {self.out / 'last.npz'} at step {self.step}; "
+                      f"continue with --resume --out {self.out}", file=sys.stderr)
+            raise
+        bar.close()
+        elapsed = time.perf_counter() - start
+        print(f"stopped: {stop}. {self.step} updates, {elapsed / 60:.1f} minutes.\n"
+              f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
+              f"translate with: python translate.py --model {self.out} < input.txt",
+              file=sys.stderr)
+        return dict(step=self.step, best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        trainer = Trainer(args)
+        trainer.train()
+    except (DataError, CheckpointError, DeviceError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
