@@ -3,11 +3,25 @@ OpenNMT-py and fairseq's raw text. Every error is one line naming the file and t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 
 class DataError(ValueError):
     """Bad input data; the message names the file (and line) and what is wrong."""
+
+
+def decode_lines(raw_lines: Iterable[bytes], name: str | Path) -> list[str]:
+    """UTF-8 lines without their line ends; DataError naming ``name`` and the line number
+    for one that is not valid UTF-8."""
+    lines = []
+    for n, raw in enumerate(raw_lines, start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{name}:{n}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at "
+                            f"column {e.start + 1})") from None
+    return lines
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -18,15 +32,8 @@ def read_lines(path: str | Path) -> list[str]:
         raise DataError(f"{path}: no such file")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a text file")
-    lines = []
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, start=1):
-            try:
-                lines.append(raw.decode("utf-8").rstrip("\r\n"))
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at "
-                                f"column {e.start + 1})") from None
-    return lines
+        return decode_lines(f, path)
 
 
 def read_parallel(src_path: str | Path, tgt_path: str | Path

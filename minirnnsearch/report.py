@@ -1,0 +1,91 @@
+"""The paper's figures: BLEU against sentence length (Fig. 2) and alignment heatmaps (Fig. 3),
+as tables and terminal pictures here and as PNGs through matplotlib (an optional extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import sacrebleu
+
+BUCKET = 10  # source words per length bucket: 0-10, 10-20, ...
+SHADES = " ░▒▓█"
+
+
+def bleu_by_length(hyps: list[str], refs: list[str], srcs: list[str]
+                   ) -> list[tuple[str, int, float]]:
+    """Corpus BLEU of the sentences whose source has 0-10, 10-20, ... words (whitespace
+    words of the raw source, upper bound inclusive): [(bucket, sentences, BLEU)]."""
+    buckets: dict[int, list[int]] = {}
+    for k, s in enumerate(srcs):
+        n = len(s.split())
+        buckets.setdefault(max(0, (n - 1) // BUCKET), []).append(k)
+    rows = []
+    for b in sorted(buckets):
+        idx = buckets[b]
+        score = sacrebleu.corpus_bleu([hyps[k] for k in idx], [[refs[k] for k in idx]]).score
+        rows.append((f"{b * BUCKET}-{(b + 1) * BUCKET}", len(idx), score))
+    return rows
+
+
+def format_length_table(rows: list[tuple[str, int, float]]) -> str:
+    lines = ["source words  sentences   BLEU"]
+    lines += [f"{name:>12}  {n:>9}  {score:5.2f}" for name, n, score in rows]
+    return "\n".join(lines)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("error: figures need matplotlib: pip install -e \".[plot]\"") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bleu_by_length(curves: dict[str, list[tuple[str, int, float]]], path: str | Path,
+                        title: str = "BLEU by source sentence length") -> None:
+    """One line per model (label -> bucket rows), the paper's Figure 2."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, rows in curves.items():
+        ax.plot([r[0] for r in rows], [r[2] for r in rows], marker="o", label=label)
+    ax.set_xlabel("source sentence length (words)")
+    ax.set_ylabel("BLEU")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_attention(weights: np.ndarray, src: list[str], tgt: list[str], path: str | Path
+                   ) -> None:
+    """The paper's Figure 3: weights (len(tgt), len(src)) in grey scale, white = 1."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(0.45 * len(src) + 1.5, 0.45 * len(tgt) + 1.5))
+    ax.imshow(weights, cmap="gray", vmin=0.0, vmax=1.0, aspect="equal")
+    ax.set_xticks(range(len(src)), src, rotation=90)
+    ax.set_yticks(range(len(tgt)), tgt)
+    ax.xaxis.tick_top()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def text_heatmap(weights: np.ndarray, src: list[str], tgt: list[str]) -> str:
+    """A terminal heatmap: source words across (written vertically), target words down,
+    shades ' ░▒▓█' by weight, two characters per source word."""
+    width = max((len(t) for t in tgt), default=0)
+    height = max((len(s) for s in src), default=0)
+    lines = []
+    for r in range(height):  # the source words, top to bottom
+        lines.append(" " * (width + 1) + "".join(
+            (s[r] if r < len(s) else " ") + " " for s in src))
+    for t, row in zip(tgt, weights, strict=True):
+        cells = "".join(SHADES[min(len(SHADES) - 1, int(w * len(SHADES)))] * 2 for w in row)
+        lines.append(f"{t:>{width}} {cells}")
+    return "\n".join(lines)

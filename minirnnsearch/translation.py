@@ -1,0 +1,182 @@
+"""Translating with a trained run: ``translate.py`` is the command-line front end.
+
+Input lines are tokenised like the training data, decoded by beam search in batches sorted by
+length, and written detokenised in input order; an empty input line gives an empty output line.
+A line longer than the training maximum (``--max-len`` of the run) is cut to it, with a warning
+naming the line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import sacrebleu
+from tqdm import tqdm
+
+from . import decode, model
+from .backend import DeviceError, get_backend
+from .checkpoint import CheckpointError, load_checkpoint
+from .data.batching import make_batch
+from .data.io import DataError, decode_lines, read_lines
+from .data.tokenize import JOINER, detokenize, tokenize
+from .data.vocab import UNK, Vocab
+from .report import (
+    bleu_by_length,
+    format_length_table,
+    plot_attention,
+    plot_bleu_by_length,
+    text_heatmap,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="translate.py",
+                                 description="Translate with a trained RNNsearch run.")
+    ap.add_argument("--model", required=True, help="run directory written by train.py")
+    ap.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    ap.add_argument("--input", help="source text, one sentence per line (default: stdin)")
+    ap.add_argument("--output", help="where translations go (default: stdout)")
+    ap.add_argument("--beam", type=int, default=5, help="beam size (1 = greedy)")
+    ap.add_argument("--alpha", type=float, default=1.0,
+                    help="length normalisation: score / length^alpha (0 = raw log-probability)")
+    ap.add_argument("--nbest", type=int, default=1,
+                    help="write the N best as 'i ||| hypothesis ||| score' (Moses/Nematus)")
+    ap.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    ap.add_argument("--ref", help="reference translations: print sacrebleu's BLEU and a table "
+                                  "of BLEU by source length (the paper's Figure 2)")
+    ap.add_argument("--plot-lengths", metavar="PNG", help="draw BLEU by length (needs --ref)")
+    ap.add_argument("--unk-replace", action="store_true",
+                    help="replace each <unk> by the source word it attends to most")
+    ap.add_argument("--show-attention", action="store_true",
+                    help="print each sentence's alignment as a heatmap on stderr")
+    ap.add_argument("--attention-png", metavar="DIR",
+                    help="write each sentence's alignment as a PNG (the paper's Figure 3)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+class Translator:
+    """A trained model loaded from a run directory, ready to translate text."""
+
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
+                 ) -> None:
+        params, _, meta = load_checkpoint(run_dir, checkpoint)
+        where = Path(run_dir) / f"{checkpoint}.json"
+        try:
+            self.cfg = model.Config.from_dict(meta["config"])
+            self.src_vocab = Vocab.from_dict(meta["src_vocab"])
+            self.tgt_vocab = Vocab.from_dict(meta["tgt_vocab"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{where}: incomplete ({type(e).__name__}: {e})") from None
+        if (len(self.src_vocab), len(self.tgt_vocab)) != (self.cfg.src_vocab, self.cfg.tgt_vocab):
+            raise CheckpointError(
+                f"{where}: vocabularies of {len(self.src_vocab)}/{len(self.tgt_vocab)} words do "
+                f"not match the model's {self.cfg.src_vocab}/{self.cfg.tgt_vocab}")
+        shapes = {k: v.shape for k, v in params.items()}
+        if shapes != model.param_shapes(self.cfg):
+            raise CheckpointError(f"{where}: the parameters do not match the configuration")
+        self.max_len = int(meta.get("max_len", 50))
+        self.backend = get_backend(device)
+        self.packed = model.pack_params({k: self.backend.asarray(v) for k, v in params.items()})
+
+    def translate(self, lines: list[str], beam: int = 5, alpha: float = 1.0, nbest: int = 1,
+                  batch_size: int = 32, unk_replace: bool = False, progress: bool = False,
+                  name: str = "<stdin>") -> list[list[tuple[str, float, np.ndarray, list[str],
+                                                          list[str]]]]:
+        """Per input line, its n-best list of (text, score, attention, source tokens, target
+        tokens); an empty line gives [("", 0.0, empty, [], [])]."""
+        toks = [tokenize(line) for line in lines]
+        for n, t in enumerate(toks, start=1):
+            if len(t) > self.max_len:
+                print(f"warning: {name}:{n}: {len(t)} tokens, cut to the trained maximum of "
+                      f"{self.max_len}", file=sys.stderr)
+                toks[n - 1] = t[: self.max_len]
+        out: list[list] = [[("", 0.0, np.zeros((0, 0)), [], [])] for _ in lines]
+        order = sorted((k for k, t in enumerate(toks) if t), key=lambda k: len(toks[k]))
+        bar = tqdm(total=len(order), disable=not progress, unit="sent", file=sys.stderr)
+        for a in range(0, len(order), batch_size):
+            idx = order[a : a + batch_size]
+            b = make_batch([self.src_vocab.encode(toks[k]) for k in idx],
+                           [[] for _ in idx]).to(self.backend)
+            if beam == 1:
+                hyps = decode.greedy_search(self.packed, self.cfg, b.src, b.src_mask)
+            else:
+                hyps = decode.beam_search(self.packed, self.cfg, b.src, b.src_mask, beam=beam,
+                                          alpha=alpha, nbest=nbest)
+            for k, hs in zip(idx, hyps, strict=True):
+                out[k] = [self._finish(h, toks[k], unk_replace) for h in hs]
+            bar.update(len(idx))
+        bar.close()
+        return out
+
+    def _finish(self, h: decode.Hypothesis, src: list[str], unk_replace: bool) -> tuple:
+        words = self.tgt_vocab.decode(h.tokens)
+        if unk_replace and self.cfg.variant != "encdec":
+            # source position of the largest weight per output word; </s> keeps the <unk>
+            best = h.attention[: len(words)].argmax(axis=1)
+            words = [src[j] if w == UNK and j < len(src) else w
+                     for w, j in zip(words, best, strict=True)]
+        shown = [w.replace(JOINER, "") for w in ([*words, "</s>"] if h.finished else words)]
+        return (detokenize(words), h.score, h.attention[: len(shown)],
+                [w.replace(JOINER, "") for w in [*src, "</s>"]], shown)
+
+
+def read_input(path: str | None) -> tuple[list[str], str]:
+    if path is None:
+        return decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>"
+    return read_lines(path), path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.nbest > args.beam:
+            raise DataError(f"--nbest {args.nbest} is more than --beam {args.beam}")
+        if args.plot_lengths and not args.ref:
+            raise DataError("--plot-lengths needs --ref")
+        lines, name = read_input(args.input)
+        refs = read_lines(args.ref) if args.ref else None
+        if refs is not None and len(refs) != len(lines):
+            raise DataError(f"{args.ref} has {len(refs)} lines but {name} has {len(lines)}")
+        tr = Translator(args.model, args.checkpoint, args.device)
+        if (args.show_attention or args.attention_png) and tr.cfg.variant == "encdec":
+            raise DataError(f"{args.model}: an encdec model has no alignment to show")
+        results = tr.translate(lines, args.beam, args.alpha, args.nbest, args.batch_size,
+                               args.unk_replace, progress=bool(args.input) and not args.quiet,
+                               name=name)
+    except (DataError, CheckpointError, DeviceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.nbest > 1:
+        text = [f"{i} ||| {h[0]} ||| {h[1]:.4f}" for i, hs in enumerate(results) for h in hs]
+    else:
+        text = [hs[0][0] for hs in results]
+    if args.output:
+        Path(args.output).write_text("".join(t + "\n" for t in text), encoding="utf-8")
+    else:
+        sys.stdout.write("".join(t + "\n" for t in text))
+    if args.show_attention or args.attention_png:
+        if args.attention_png:
+            Path(args.attention_png).mkdir(parents=True, exist_ok=True)
+        for i, hs in enumerate(results):
+            _, _, weights, src, tgt = hs[0]
+            if not src:
+                continue
+            if args.show_attention:
+                print(f"\n[{i}] {lines[i]}\n{text_heatmap(weights, src, tgt)}", file=sys.stderr)
+            if args.attention_png:
+                plot_attention(weights, src, tgt, Path(args.attention_png) / f"{i:05d}.png")
+    if refs is not None:
+        hyps = [hs[0][0] for hs in results]
+        bleu = sacrebleu.BLEU(tokenize="13a")
+        print(f"BLEU = {bleu.corpus_score(hyps, [refs]).score:.2f}  {bleu.get_signature()}",
+              file=sys.stderr)
+        rows = bleu_by_length(hyps, refs, lines)
+        print(format_length_table(rows), file=sys.stderr)
+        if args.plot_lengths:
+            plot_bleu_by_length({tr.cfg.variant: rows}, args.plot_lengths)
+    return 0

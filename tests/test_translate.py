@@ -1,0 +1,124 @@
+"""translate.py on a briefly trained run: order, empty lines, n-best, BLEU by length,
+attention pictures, <unk> replacement, and bad input."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from minirnnsearch import training, translation
+from minirnnsearch.data.corpus import generate_pairs
+from minirnnsearch.data.vocab import UNK_ID
+from minirnnsearch.decode import Hypothesis
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tr")
+    pairs = [p for p in generate_pairs(300, seed=3) if len(p[0].split()) <= 10]
+    for name, part in (("train", pairs[:-10]), ("dev", pairs[-10:])):
+        (d / f"{name}.en").write_text("\n".join(e for e, _ in part) + "\n", encoding="utf-8")
+        (d / f"{name}.fr").write_text("\n".join(f for _, f in part) + "\n", encoding="utf-8")
+    assert training.main(["--train-src", str(d / "train.en"), "--train-tgt", str(d / "train.fr"),
+                          "--dev-src", str(d / "dev.en"), "--dev-tgt", str(d / "dev.fr"),
+                          "--preset", "tiny", "--batch-size", "16", "--max-steps", "20",
+                          "--valid-every", "20", "--max-len", "12", "--device", "cpu",
+                          "--quiet", "--out", str(d / "run")]) == 0
+    return d
+
+
+def translate(run, capsys, *argv):
+    code = translation.main(["--model", str(run / "run"), "--device", "cpu", "--quiet", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_translates_in_order_keeping_empty_lines(run, tmp_path, capsys):
+    src = ["I see it.", "", "The dog sees the cat.", "", "We see them."]
+    (tmp_path / "in.en").write_text("\n".join(src) + "\n", encoding="utf-8")
+    code, out, _ = translate(run, capsys, "--input", str(tmp_path / "in.en"), "--beam", "3")
+    assert code == 0
+    lines = out.split("\n")[:-1]
+    assert len(lines) == 5 and lines[1] == "" and lines[3] == ""
+    assert all(lines[k] for k in (0, 2, 4))
+    code, out1, _ = translate(run, capsys, "--input", str(tmp_path / "in.en"), "--beam", "3",
+                              "--batch-size", "1", "--output", str(tmp_path / "out.fr"))
+    assert (tmp_path / "out.fr").read_text(encoding="utf-8") == out
+
+
+def test_nbest_format(run, tmp_path, capsys):
+    (tmp_path / "in.en").write_text("I see it.\nThe dog sees the cat.\n", encoding="utf-8")
+    code, out, _ = translate(run, capsys, "--input", str(tmp_path / "in.en"), "--beam", "4",
+                             "--nbest", "3")
+    rows = [line.split(" ||| ") for line in out.strip().split("\n")]
+    assert [r[0] for r in rows] == ["0", "0", "0", "1", "1", "1"]
+    for i in (0, 3):
+        scores = [float(r[2]) for r in rows[i : i + 3]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_ref_prints_bleu_and_length_table_and_plot(run, tmp_path, capsys):
+    code, _, err = translate(run, capsys, "--input", str(run / "dev.en"), "--ref",
+                             str(run / "dev.fr"), "--plot-lengths", str(tmp_path / "fig2.png"))
+    assert code == 0
+    assert "BLEU = " in err and "nrefs:1|case:mixed|eff:no|tok:13a" in err
+    assert "source words  sentences   BLEU" in err and "0-10" in err
+    assert (tmp_path / "fig2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_attention_heatmap_and_pngs(run, tmp_path, capsys):
+    (tmp_path / "in.en").write_text("The green house.\n", encoding="utf-8")
+    code, _, err = translate(run, capsys, "--input", str(tmp_path / "in.en"), "--show-attention",
+                             "--attention-png", str(tmp_path / "att"))
+    assert code == 0
+    assert "[0] The green house." in err and any(c in err for c in "░▒▓█")
+    assert (tmp_path / "att" / "00000.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unk_replacement_takes_the_most_attended_source_word(run):
+    tr = translation.Translator(run / "run", device="cpu")
+    known = tr.tgt_vocab.tokens[5]
+    att = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.0, 0.0, 1.0]])
+    h = Hypothesis([UNK_ID, 5], -1.0, -1.0, att)
+    text, _, _, _, shown = tr._finish(h, ["Zorglub", "Blorf"], unk_replace=True)
+    assert shown == ["Blorf", known, "</s>"]
+    assert tr._finish(h, ["Zorglub", "Blorf"], unk_replace=False)[4][0] == "<unk>"
+
+
+def test_long_line_is_cut_with_a_warning(run, tmp_path, capsys):
+    (tmp_path / "in.en").write_text("ok .\n" + "the cat " * 20 + "\n", encoding="utf-8")
+    code, out, err = translate(run, capsys, "--input", str(tmp_path / "in.en"))
+    assert code == 0 and len(out.split("\n")) == 3
+    assert "in.en:2: 40 tokens, cut to the trained maximum of 12" in err
+
+
+def fails(run, capsys, *argv, model=None):
+    code = translation.main(["--model", str(model or run / "run"), "--device", "cpu", *argv])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: ")
+    return err
+
+
+def test_bad_input(run, tmp_path, capsys):
+    assert "nowhere: no such run directory" in fails(run, capsys, "--input", str(run / "dev.en"),
+                                                     model=tmp_path / "nowhere")
+    (tmp_path / "bad.en").write_bytes(b"fine\nnot \xc3\x28 fine\n")
+    assert "bad.en:2: not valid UTF-8" in fails(run, capsys, "--input", str(tmp_path / "bad.en"))
+    (tmp_path / "ref.fr").write_text("un\n", encoding="utf-8")
+    assert "ref.fr has 1 lines but" in fails(run, capsys, "--input", str(run / "dev.en"),
+                                             "--ref", str(tmp_path / "ref.fr"))
+    assert "--nbest 3 is more than --beam 2" in fails(run, capsys, "--beam", "2", "--nbest", "3")
+
+
+def test_foreign_checkpoints(run, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(run / "run", other)
+    js = other / "best.json"
+    doc = json.loads(js.read_text(encoding="utf-8"))
+    js.write_text(json.dumps({**doc, "format_version": 2}), encoding="utf-8")
+    assert "format version 2" in fails(run, capsys, "--input", str(run / "dev.en"), model=other)
+    doc["tgt_vocab"]["tokens"] = doc["tgt_vocab"]["tokens"][:-1]
+    js.write_text(json.dumps(doc), encoding="utf-8")
+    assert "do not match the model's" in fails(run, capsys, "--input", str(run / "dev.en"),
+                                               model=other)
