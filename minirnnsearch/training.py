@@ -32,6 +32,9 @@ from .data.vocab import Vocab
 from .optim import clip_grad_norm, make_optimizer
 
 DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
+# Adam's usual 1e-3 reached dev loss 3.09 after 500 updates on the built-in corpus, 3e-3 reached
+# 0.89 (small preset, batch 80): the default here is 3e-3.
+ADAM_LR = 3e-3
 
 
 class TrainingError(RuntimeError):
@@ -64,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence pairs per batch (paper: 80)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
-    t.add_argument("--lr", type=float, help="learning rate (default: the optimiser's own)")
+    t.add_argument("--lr", type=float,
+                   help=f"learning rate (default: {ADAM_LR:g} for adam, the optimiser's own "
+                        "for adadelta (1.0) and sgd (0.1))")
     t.add_argument("--clip", type=float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
     t.add_argument("--epochs", type=int, default=20, help="at most this many epochs")
@@ -184,6 +189,8 @@ class Trainer:
                 args.preset, src_vocab=len(self.src_vocab), tgt_vocab=len(self.tgt_vocab),
                 variant=args.variant, **sizes)
             self.params = model.init_params(self.cfg, self.backend, args.seed)
+            if args.lr is None and args.optimizer == "adam":
+                args.lr = ADAM_LR
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
             self.step, self.epoch, self.pos = 0, 0, 0
             self.best_bleu, self.bad_validations = -1.0, 0
