@@ -3,10 +3,10 @@ invariance, batch consistency, initialisation, and the same results on array_api
 
 import numpy as np
 import pytest
-from minirnnsearch.data.batching import Batch, make_batch
 
 from minirnnsearch import gradcheck, model
 from minirnnsearch.backend import get_backend, to_host
+from minirnnsearch.data.batching import Batch, make_batch
 
 
 @pytest.mark.parametrize("variant", model.VARIANTS)
@@ -129,3 +129,13 @@ def test_config_rejects_bad_values_and_round_trips():
     cfg = model.Config.from_preset("paper", src_vocab=30000, tgt_vocab=30000)
     assert (cfg.emb, cfg.hidden, cfg.align, cfg.maxout) == (620, 1000, 1000, 500)
     assert model.Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_softmax_in_chunks_equals_one_piece(monkeypatch):
+    cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
+    loss, grads = model.loss_and_grads(params, batch, cfg)
+    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
+    loss2, grads2 = model.loss_and_grads(params, batch, cfg)
+    assert float(loss2) == pytest.approx(float(loss), rel=1e-12)
+    for k in grads:
+        np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-15, err_msg=k)
