@@ -4,19 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from helpers import small_corpus
 
 from minirnnsearch import backend, checkpoint, model, training
-from minirnnsearch.data.corpus import generate_pairs
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    d = tmp_path_factory.mktemp("corpus")
-    pairs = [p for p in generate_pairs(400, seed=11) if len(p[0].split()) <= 12]
-    for name, part in (("train", pairs[:-20]), ("dev", pairs[-20:])):
-        (d / f"{name}.en").write_text("\n".join(e for e, _ in part) + "\n", encoding="utf-8")
-        (d / f"{name}.fr").write_text("\n".join(f for _, f in part) + "\n", encoding="utf-8")
-    return d
+    return small_corpus(tmp_path_factory.mktemp("corpus"), 400, 12, 20, seed=11)
 
 
 def args(corpus, out, *extra):

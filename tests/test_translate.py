@@ -6,20 +6,16 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import small_corpus
 
 from minirnnsearch import training, translation
-from minirnnsearch.data.corpus import generate_pairs
 from minirnnsearch.data.vocab import UNK_ID
 from minirnnsearch.decode import Hypothesis
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tr")
-    pairs = [p for p in generate_pairs(300, seed=3) if len(p[0].split()) <= 10]
-    for name, part in (("train", pairs[:-10]), ("dev", pairs[-10:])):
-        (d / f"{name}.en").write_text("\n".join(e for e, _ in part) + "\n", encoding="utf-8")
-        (d / f"{name}.fr").write_text("\n".join(f for _, f in part) + "\n", encoding="utf-8")
+    d = small_corpus(tmp_path_factory.mktemp("tr"), 300, 10, 10, seed=3)
     assert training.main(["--train-src", str(d / "train.en"), "--train-tgt", str(d / "train.fr"),
                           "--dev-src", str(d / "dev.en"), "--dev-tgt", str(d / "dev.fr"),
                           "--preset", "tiny", "--batch-size", "16", "--max-steps", "20",
