@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     t.add_argument("--out", default="runs/default", help="run directory (checkpoints, log)")
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint, exactly")
+                   help="continue the run in --out from its last checkpoint, exactly: the run's "
+                        "own model, seed, batch size, --max-len and optimiser are kept")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -179,6 +180,9 @@ class Trainer:
             resumed = load_checkpoint(self.out, "last")
             meta = resumed[2]
             vocabs = (Vocab.from_dict(meta["src_vocab"]), Vocab.from_dict(meta["tgt_vocab"]))
+            # what fixes the data order and the model is the run's own, not the command line's
+            for k in ("seed", "batch_size", "max_len", "optimizer", "lr"):
+                setattr(args, k, meta[k])
         else:
             vocabs = None
         self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(args, vocabs)
@@ -202,7 +206,7 @@ class Trainer:
                 raise CheckpointError(f"{self.out}/last.npz: parameters do not match the "
                                       "configuration stored beside them")
             self.params = {k: self.backend.asarray(params[k]) for k in expected}
-            self.opt = make_optimizer(meta["optimizer"], self.params, meta["lr"])
+            self.opt = make_optimizer(args.optimizer, self.params, args.lr)
             self.opt.load_state_dict({k: self.backend.asarray(v) for k, v in opt_state.items()})
             self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
             self.best_bleu, self.bad_validations = meta["best_bleu"], meta["bad_validations"]

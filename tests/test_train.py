@@ -27,8 +27,11 @@ def params_of(run, name="last"):
 
 def test_resume_is_bitwise_exact(corpus, tmp_path):
     assert training.main(args(corpus, tmp_path / "a", "--max-steps", "7")) == 0
-    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "4")) == 0
-    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "7", "--resume")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "2")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "4", "--resume")) == 0
+    # the run's own settings win over the command line's on resume
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "7", "--resume",
+                              "--seed", "99", "--lr", "0.5", "--batch-size", "3")) == 0
     a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
     assert set(a) == set(b)
     for k in a:
