@@ -49,8 +49,19 @@ class Backend:
 
 
 def namespace(x: Array) -> ModuleType:
-    """The Array API namespace of ``x`` (numpy, cupy or array_api_strict)."""
-    return x.__array_namespace__()
+    """The Array API namespace of ``x``: numpy, array_api_strict, or for CuPy arrays
+    array_api_compat's ``cupy`` wrapper, which gives CuPy's functions the standard's signatures
+    (``device=`` on creation functions and the like)."""
+    xp = x.__array_namespace__()
+    if xp.__name__ == "cupy":
+        from array_api_compat import cupy as xp
+    return xp
+
+
+def _kind(xp: ModuleType) -> str:
+    """numpy, cupy or strict: which implementation a backend-specific function takes."""
+    return {"numpy": "numpy", "array_api_compat.cupy": "cupy", "cupy": "cupy"}.get(
+        xp.__name__, "strict")
 
 
 def _gpu_available() -> bool:
@@ -78,8 +89,9 @@ def get_backend(device: str = "auto", *, quiet: bool = False) -> Backend:
     if device in ("gpu", "auto"):
         if _gpu_available():
             import cupy
+            from array_api_compat import cupy as xp
 
-            return Backend("cupy", cupy, cupy.cuda.Device())
+            return Backend("cupy", xp, cupy.cuda.Device())
         if device == "gpu":
             try:
                 import cupy  # noqa: F401
@@ -111,10 +123,12 @@ def to_host(x: Array) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     xp = namespace(x)
-    name = xp.__name__
+    name = _kind(xp)
     if name == "cupy":
-        return xp.asnumpy(x)
-    if name == "array_api_strict":
+        import cupy
+
+        return cupy.asnumpy(x)
+    if name == "strict":
         return np.asarray(x.to_device(xp.Device("CPU_DEVICE")))
     return np.asarray(x)
 
@@ -126,12 +140,14 @@ def scatter_add(a: Array, idx: Array, v: Array) -> Array:
     silently keep only one of each repeated index on every backend, so it is never used.
     """
     xp = namespace(a)
-    name = xp.__name__
+    name = _kind(xp)
     if name == "numpy":
         np.add.at(a, idx, v)
         return a
     if name == "cupy":
-        xp.add.at(a, idx, v)  # atomic adds on the GPU
+        import cupy
+
+        cupy.add.at(a, idx, v)  # atomic adds on the GPU
         return a
     # Array API standard only: a one-hot (N,V) matrix, so dE = onehot^T @ v.
     vocab = a.shape[0]
@@ -146,8 +162,8 @@ def add_at_columns(a: Array, cols: Array, v: Array) -> Array:
     """``a[n, cols[n]] += v[n]`` for every row n; returns ``a`` (updated in place where the
     backend can). a (N,V), cols (N,) integer, v (N,). One column per row, so no index repeats."""
     xp = namespace(a)
-    if xp.__name__ in ("numpy", "cupy"):
-        a[xp.arange(a.shape[0]), cols] += v
+    if _kind(xp) != "strict":
+        a[xp.arange(a.shape[0], device=a.device), cols] += v
         return a
     onehot = cols[:, None] == xp.arange(a.shape[1], dtype=cols.dtype, device=a.device)[None, :]
     return a + xp.where(onehot, v[:, None], xp.zeros_like(a))
@@ -156,8 +172,7 @@ def add_at_columns(a: Array, cols: Array, v: Array) -> Array:
 def backend_of(x: Array) -> Backend:
     """The backend an array lives on (to make more arrays beside it)."""
     xp = namespace(x)
-    name = {"numpy": "numpy", "cupy": "cupy"}.get(xp.__name__, "strict")
-    return Backend(name, xp, x.device)
+    return Backend(_kind(xp), xp, x.device)
 
 
 def topk(x: Array, k: int) -> tuple[Array, Array]:
@@ -165,10 +180,14 @@ def topk(x: Array, k: int) -> tuple[Array, Array]:
     The standard has no top-k; NumPy and CuPy use a partial sort, others a full argsort."""
     xp = namespace(x)
     k = min(k, x.shape[1])
-    if xp.__name__ in ("numpy", "cupy"):
-        part = xp.argpartition(-x, k - 1, axis=1)[:, :k]                # (N,k) unordered
-        vals = xp.take_along_axis(x, part, axis=1)
-        order = xp.argsort(-vals, axis=1, stable=True)
-        return xp.take_along_axis(vals, order, axis=1), xp.take_along_axis(part, order, axis=1)
+    if _kind(xp) != "strict":
+        if _kind(xp) == "numpy":
+            lib = np
+        else:
+            import cupy as lib
+        part = lib.argpartition(-x, k - 1, axis=1)[:, :k]               # (N,k) unordered
+        vals = lib.take_along_axis(x, part, axis=1)
+        order = lib.argsort(-vals, axis=1)                              # k entries: cheap
+        return lib.take_along_axis(vals, order, axis=1), lib.take_along_axis(part, order, axis=1)
     idx = xp.argsort(x, axis=1, descending=True, stable=True)[:, :k]    # (N,k)
     return xp.take_along_axis(x, idx, axis=1), idx
