@@ -1,20 +1,27 @@
-"""Checkpoints: ``NAME.npz`` (parameters and optimiser state, loaded with pickling off) and
-``NAME.json`` (configuration, vocabularies, training position, format version, and the SHA-256
-of the npz that ties the two together).
+"""Checkpoints: ``NAME.npz`` (parameters ``param/<name>`` and optimiser state ``optim/<key>``,
+loaded with pickling off) and ``NAME.json`` (configuration, vocabularies, training position and
+whatever else the caller puts in ``meta``, plus the format version and the SHA-256 of the npz,
+which ties the two files together).
 
-Each file is written to a temporary file in the same directory, flushed to disk, then renamed
-over the old one, npz first: a crash or Ctrl-C at any moment leaves either the old pair, or a
-new npz beside the old json, which the fingerprint exposes; never a half-written file.
+Saving writes both files in full to temporary files in the run directory, flushed and fsynced,
+and only then renames them over the old pair, npz first, with Ctrl-C held back between the two
+renames. So a failure or Ctrl-C while writing leaves the old pair untouched, and only a hard
+crash between the two renames can leave a new npz beside the old json, which the fingerprint
+exposes on loading: a half-written or mismatched checkpoint is never loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
+import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -24,20 +31,15 @@ FORMAT_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message names the path and the reason."""
+    """A checkpoint that cannot be used; the message is one line naming the path and why."""
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def _write_synced(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write ``path`` with ``write(f)`` and force it to disk."""
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _sha256(path: Path) -> str:
@@ -48,56 +50,109 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _replace_all(pairs: list[tuple[Path, Path]], run_dir: Path) -> None:
+    """``os.replace(tmp, final)`` for each pair in order, then sync the directory entries.
+
+    A Ctrl-C meanwhile is held back and replayed once all are renamed, so it cannot split the
+    pair. (A Python-level handler rather than a signal mask: the OS may deliver SIGINT to any
+    thread, tqdm's monitor thread for one.) Signal handlers belong to the main thread only.
+    """
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        for tmp, final in pairs:
+            os.replace(tmp, final)
+        if os.name == "posix":
+            fd = os.open(run_dir, os.O_RDONLY)
+            try:
+                with contextlib.suppress(OSError):  # some file systems cannot sync a directory
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+            if held:
+                signal.raise_signal(signal.SIGINT)  # as if it came now: KeyboardInterrupt
+
+
 def save_checkpoint(run_dir: str | Path, name: str, params: dict[str, Array],
                     opt_state: dict[str, Array], meta: dict[str, Any]) -> Path:
-    """Write ``run_dir/name.npz`` and ``run_dir/name.json`` atomically; returns the npz path."""
+    """Write ``run_dir/name.npz`` and ``run_dir/name.json`` (creating ``run_dir``), replacing
+    any old pair only once both new files are complete; returns the npz path. ``meta`` must be
+    JSON-serialisable; ``format_version`` and ``npz_sha256`` are added to it."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     arrays = {f"param/{k}": to_host(v) for k, v in params.items()}
     arrays.update({f"optim/{k}": to_host(v) for k, v in opt_state.items()})
-    npz = run_dir / f"{name}.npz"
-    _write_atomic(npz, lambda f: np.savez(f, **arrays))
-    doc = {**meta, "format_version": FORMAT_VERSION, "npz_sha256": _sha256(npz)}
-    _write_atomic(run_dir / f"{name}.json",
-                  lambda f: f.write(json.dumps(doc, ensure_ascii=False).encode("utf-8")))
+    npz, js = run_dir / f"{name}.npz", run_dir / f"{name}.json"
+    npz_tmp, js_tmp = (p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in (npz, js))
+    try:
+        _write_synced(npz_tmp, lambda f: np.savez(f, **arrays))
+        doc = {**meta, "format_version": FORMAT_VERSION, "npz_sha256": _sha256(npz_tmp)}
+        text = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+        _write_synced(js_tmp, lambda f: f.write(text))
+        _replace_all([(npz_tmp, npz), (js_tmp, js)], run_dir)
+    finally:
+        for tmp in (npz_tmp, js_tmp):
+            tmp.unlink(missing_ok=True)  # gone after a successful save
     return npz
 
 
 def checkpoint_exists(run_dir: str | Path, name: str) -> bool:
+    """Whether ``run_dir`` holds both ``name.npz`` and ``name.json`` (not whether they load)."""
     run_dir = Path(run_dir)
     return (run_dir / f"{name}.npz").is_file() and (run_dir / f"{name}.json").is_file()
 
 
+def _why(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
 def load_checkpoint(run_dir: str | Path, name: str = "best"
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
-    """(parameters, optimiser state, meta) as host arrays; CheckpointError on any problem."""
+    """(parameters, optimiser state, meta) of ``run_dir/name``, as NumPy arrays on the host.
+
+    Raises CheckpointError, one line naming the path, if the directory or checkpoint is
+    missing, either file is unreadable, truncated or foreign, the format version differs, or
+    the two files were not written together.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run directory")
     npz, js = run_dir / f"{name}.npz", run_dir / f"{name}.json"
     if not checkpoint_exists(run_dir, name):
+        if npz.is_file() or js.is_file():
+            absent = js if npz.is_file() else npz
+            raise CheckpointError(f"{absent}: missing, so checkpoint {name!r} is incomplete")
         there = sorted(p.stem for p in run_dir.glob("*.npz") if checkpoint_exists(run_dir, p.stem))
         raise CheckpointError(f"{run_dir}: no checkpoint {name!r} (there: "
                               f"{', '.join(there) if there else 'none'})")
     try:
         meta = json.loads(js.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{js}: unreadable ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+        raise CheckpointError(f"{js}: unreadable ({_why(e)})") from None
     if not isinstance(meta, dict) or "format_version" not in meta:
         raise CheckpointError(f"{js}: not a minirnnsearch checkpoint (no format_version)")
     if meta["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{js}: written by format version {meta['format_version']}, this "
-                              f"is version {FORMAT_VERSION}")
+        raise CheckpointError(f"{js}: written by format version {meta['format_version']}, "
+                              f"this is version {FORMAT_VERSION}")
     try:
-        with np.load(npz, allow_pickle=False) as f:
+        loaded = np.load(npz, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (one .npy array, "
+                                  "not an npz archive)")
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{npz}: corrupt or truncated ({type(e).__name__}: {e})") from None
-    if meta.get("npz_sha256") != _sha256(npz):
-        raise CheckpointError(f"{npz}: does not match {js.name} (fingerprint differs: the pair "
-                              "was not written together)")
-    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+        raise CheckpointError(f"{npz}: corrupt or truncated ({_why(e)})") from None
+    params = {k.removeprefix("param/"): v for k, v in arrays.items() if k.startswith("param/")}
     if not params:
-        raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (no parameters in it)")
-    opt = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+        raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (no param/ arrays)")
+    if meta.get("npz_sha256") != _sha256(npz):
+        raise CheckpointError(f"{npz}: does not match {js.name} (fingerprint differs: the two "
+                              "files were not written together)")
+    opt = {k.removeprefix("optim/"): v for k, v in arrays.items() if k.startswith("optim/")}
     return params, opt, meta

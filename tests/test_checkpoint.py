@@ -1,77 +1,143 @@
-"""Checkpoints: exact round trip, every way a checkpoint can be bad, and atomic saves."""
+"""Checkpoints: exact round trip, every way a checkpoint can be bad, and saves that stop
+half-way."""
 
 import json
+import os
+import re
+import signal
 
 import numpy as np
 import pytest
 
 from minirnnsearch import checkpoint
-from minirnnsearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minirnnsearch.backend import get_backend, to_host
+from minirnnsearch.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    checkpoint_exists,
+    load_checkpoint,
+    save_checkpoint,
+)
+from minirnnsearch.optim import make_optimizer
 
 
 def state(seed=0):
+    """(params, optimiser state, meta) as a training run would save them."""
     rng = np.random.default_rng(seed)
-    return ({"W_o": rng.normal(size=(3, 4)).astype(np.float32), "b_o": np.zeros(4, np.float32)},
-            {"m/W_o": rng.normal(size=(3, 4)).astype(np.float32), "t": np.asarray(7)},
-            {"step": 7, "config": {"hidden": 4}, "src_vocab": {"tokens": ["<pad>", "é"]}})
+    params = {"W_o": rng.normal(size=(3, 4)).astype(np.float32), "b_o": np.zeros(4, np.float32)}
+    opt = make_optimizer("adadelta", params)
+    opt.step(params, {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()})
+    meta = {"step": 1, "config": {"hidden": 4}, "src_vocab": {"tokens": ["<pad>", "é"]},
+            "best_bleu": -1.0}
+    return params, opt.state_dict(), meta
+
+
+def fails(path, reason, run_dir, name="best"):
+    """load_checkpoint raises a one-line CheckpointError naming ``path`` and ``reason``."""
+    with pytest.raises(CheckpointError, match=re.escape(str(path)) + ".*" + reason) as e:
+        load_checkpoint(run_dir, name)
+    assert "\n" not in str(e.value)
+
+
+def assert_loads(run_dir, name, expected):
+    params, opt, _ = load_checkpoint(run_dir, name)
+    for k in expected[0]:
+        np.testing.assert_array_equal(params[k], expected[0][k])
 
 
 def test_round_trip_is_exact(tmp_path):
     params, opt, meta = state()
-    save_checkpoint(tmp_path / "run", "best", params, opt, meta)
-    p2, o2, m2 = load_checkpoint(tmp_path / "run", "best")
+    npz = save_checkpoint(tmp_path / "runs" / "a", "best", params, opt, meta)
+    assert npz == tmp_path / "runs" / "a" / "best.npz"
+    assert checkpoint_exists(tmp_path / "runs" / "a", "best")
+    assert not checkpoint_exists(tmp_path / "runs" / "a", "last")
+    p2, o2, m2 = load_checkpoint(tmp_path / "runs" / "a", "best")
     assert set(p2) == set(params) and set(o2) == set(opt)
-    for k in params:
-        np.testing.assert_array_equal(p2[k], params[k])
-        assert p2[k].dtype == params[k].dtype
-    np.testing.assert_array_equal(o2["m/W_o"], opt["m/W_o"])
-    assert {k: m2[k] for k in meta} == meta and m2["format_version"] == checkpoint.FORMAT_VERSION
+    for saved, loaded in ((params, p2), (opt, o2)):
+        for k in saved:
+            assert loaded[k].dtype == saved[k].dtype and isinstance(loaded[k], np.ndarray)
+            np.testing.assert_array_equal(loaded[k], saved[k])
+    assert {k: m2[k] for k in meta} == meta and m2["format_version"] == FORMAT_VERSION
+    assert sorted(p.name for p in npz.parent.iterdir()) == ["best.json", "best.npz"]
 
 
-def test_missing_directory_and_missing_checkpoint(tmp_path):
-    with pytest.raises(CheckpointError, match="nowhere: no such run directory"):
-        load_checkpoint(tmp_path / "nowhere")
+def test_device_arrays_are_saved_and_training_continues_bitwise(tmp_path):
+    """Parameters and Adam state on array_api_strict's device1: saved, loaded into a fresh
+    optimiser, the next step equals the one the unbroken run takes."""
+    b = get_backend("strict")
+    rng = np.random.default_rng(0)
+    params = {"W_a": b.asarray(rng.normal(size=(2, 3)), dtype="float32")}
+    grad = {"W_a": b.asarray(rng.normal(size=(2, 3)), dtype="float32")}
+    opt = make_optimizer("adam", params)
+    opt.step(params, grad)
+    save_checkpoint(tmp_path, "last", params, opt.state_dict(), {"step": 1})
+    p2, o2, _ = load_checkpoint(tmp_path, "last")
+    resumed = {k: b.asarray(v) for k, v in p2.items()}
+    opt2 = make_optimizer("adam", resumed)
+    opt2.load_state_dict({k: b.asarray(v) for k, v in o2.items()})
+    opt.step(params, grad)
+    opt2.step(resumed, grad)
+    np.testing.assert_array_equal(to_host(resumed["W_a"]), to_host(params["W_a"]))
+
+
+def test_missing_directory_empty_directory_and_missing_checkpoint(tmp_path):
+    fails(tmp_path / "nowhere", "no such run directory", tmp_path / "nowhere")
+    fails(tmp_path, r"no checkpoint 'best' \(there: none\)", tmp_path)
     save_checkpoint(tmp_path, "last", *state())
-    with pytest.raises(CheckpointError, match=r"no checkpoint 'best' \(there: last\)"):
-        load_checkpoint(tmp_path, "best")
+    fails(tmp_path, r"no checkpoint 'best' \(there: last\)", tmp_path)
+    (tmp_path / "last.json").unlink()
+    fails(tmp_path / "last.json", "missing, so checkpoint 'last' is incomplete", tmp_path, "last")
 
 
 def test_truncated_npz(tmp_path):
     npz = save_checkpoint(tmp_path, "best", *state())
     data = npz.read_bytes()
     npz.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=r"best\.npz: corrupt or truncated"):
-        load_checkpoint(tmp_path)
+    fails(npz, "corrupt or truncated", tmp_path)
+    npz.write_bytes(b"")
+    fails(npz, "corrupt or truncated", tmp_path)
+
+
+def test_unreadable_or_foreign_json(tmp_path):
+    save_checkpoint(tmp_path, "best", *state())
+    js = tmp_path / "best.json"
+    js.write_text("{not json")
+    fails(js, "unreadable", tmp_path)
+    js.write_bytes(b"\xff\xfe")
+    fails(js, "unreadable", tmp_path)
+    js.write_text("{}")
+    fails(js, r"not a minirnnsearch checkpoint \(no format_version\)", tmp_path)
 
 
 def test_other_format_version(tmp_path):
     save_checkpoint(tmp_path, "best", *state())
     js = tmp_path / "best.json"
+    js.write_text(json.dumps({**json.loads(js.read_text()), "format_version": 0}))
+    fails(js, "written by format version 0, this is version 1", tmp_path)
+
+
+def replace_npz(tmp_path, write):
+    """Put another file in place of best.npz, with a json fingerprint that matches it, so only
+    the content of the npz is wrong."""
+    save_checkpoint(tmp_path, "best", *state())
+    npz, js = tmp_path / "best.npz", tmp_path / "best.json"
+    with open(npz, "wb") as f:
+        write(f)
     doc = json.loads(js.read_text())
-    doc["format_version"] = 0
-    js.write_text(json.dumps(doc))
-    with pytest.raises(CheckpointError, match="written by format version 0, this is version 1"):
-        load_checkpoint(tmp_path)
+    js.write_text(json.dumps({**doc, "npz_sha256": checkpoint._sha256(npz)}))
+    return npz
 
 
-def test_foreign_npz_and_json(tmp_path):
-    np.savez(tmp_path / "best.npz", weights=np.ones(3))
-    (tmp_path / "best.json").write_text("{}")
-    with pytest.raises(CheckpointError, match="not a minirnnsearch checkpoint"):
-        load_checkpoint(tmp_path)
-    (tmp_path / "best.json").write_text("not json")
-    with pytest.raises(CheckpointError, match=r"best\.json: unreadable"):
-        load_checkpoint(tmp_path)
+def test_foreign_npz(tmp_path):
+    npz = replace_npz(tmp_path, lambda f: np.savez(f, weights=np.ones(3)))
+    fails(npz, r"not a minirnnsearch checkpoint \(no param/ arrays\)", tmp_path)
+    npz = replace_npz(tmp_path, lambda f: np.save(f, np.ones(3)))
+    fails(npz, "not a minirnnsearch checkpoint", tmp_path)
 
 
 def test_pickled_object_arrays_are_refused(tmp_path):
-    save_checkpoint(tmp_path, "best", *state())
-    doc = json.loads((tmp_path / "best.json").read_text())
-    np.savez(tmp_path / "best.npz", **{"param/x": np.array([{"a": 1}], dtype=object)})
-    doc["npz_sha256"] = checkpoint._sha256(tmp_path / "best.npz")
-    (tmp_path / "best.json").write_text(json.dumps(doc))
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
-        load_checkpoint(tmp_path)
+    npz = replace_npz(tmp_path, lambda f: np.savez(f, **{"param/x": np.array([{}], object)}))
+    fails(npz, "corrupt or truncated.*allow_pickle", tmp_path)
 
 
 def test_mismatched_pair_is_detected(tmp_path):
@@ -79,20 +145,76 @@ def test_mismatched_pair_is_detected(tmp_path):
     old_json = (tmp_path / "best.json").read_text()
     save_checkpoint(tmp_path, "best", *state(1))
     (tmp_path / "best.json").write_text(old_json)
-    with pytest.raises(CheckpointError, match="does not match best.json"):
-        load_checkpoint(tmp_path)
+    fails(tmp_path / "best.npz", "does not match best.json", tmp_path)
 
 
-def test_interrupted_save_keeps_the_good_checkpoint(tmp_path, monkeypatch):
-    save_checkpoint(tmp_path, "last", *state(0))
+def interrupt_on_call(monkeypatch, target, attr, n):
+    """Make ``target.attr`` raise KeyboardInterrupt on its n-th call (1-based), after
+    the real call for savez so that a partial file exists, before it for os.replace."""
+    real = getattr(target, attr)
+    calls = []
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def patched(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            if attr == "savez":
+                real(*args, **kwargs)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint.os, "replace", interrupted)
+    monkeypatch.setattr(target, attr, patched)
+
+
+@pytest.mark.parametrize(("target", "attr", "n"), [
+    (checkpoint.np, "savez", 2),        # while the second save writes its npz
+    (checkpoint.os, "replace", 3),      # the second save's first rename
+])
+def test_interrupted_save_keeps_the_good_checkpoint(tmp_path, monkeypatch, target, attr, n):
+    good = state(0)
+    interrupt_on_call(monkeypatch, target, attr, n)
+    save_checkpoint(tmp_path, "last", *good)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path, "last", *state(1))
     monkeypatch.undo()
-    params, _, _ = load_checkpoint(tmp_path, "last")
-    np.testing.assert_array_equal(params["W_o"], state(0)[0]["W_o"])
+    assert_loads(tmp_path, "last", good)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
+
+
+def test_unserialisable_meta_keeps_the_good_checkpoint(tmp_path):
+    good = state(0)
+    save_checkpoint(tmp_path, "best", *good)
+    params, opt, meta = state(1)
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path, "best", params, opt, {**meta, "step": object()})
+    assert_loads(tmp_path, "best", good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.npz"]
+
+
+def test_ctrl_c_between_the_two_renames_is_held_back(tmp_path, monkeypatch):
+    """SIGINT right after the npz is renamed: the json is renamed too, then KeyboardInterrupt."""
+    save_checkpoint(tmp_path, "last", *state(0))
+    real = os.replace
+
+    def replace_then_ctrl_c(src, dst):
+        real(src, dst)
+        if str(dst).endswith(".npz"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace_then_ctrl_c)
+    new = state(1)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, "last", *new)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert_loads(tmp_path, "last", new)
+
+
+def test_crash_between_the_two_renames_is_detected(tmp_path, monkeypatch):
+    """A hard stop after the npz rename (simulated by the json rename failing) leaves a new npz
+    beside the old json: refused by the fingerprint, never loaded as if they belonged together."""
+    save_checkpoint(tmp_path, "last", *state(0))
+    interrupt_on_call(monkeypatch, checkpoint.os, "replace", 2)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, "last", *state(1))
+    monkeypatch.undo()
+    fails(tmp_path / "last.npz", "does not match last.json", tmp_path, "last")
