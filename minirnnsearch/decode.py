@@ -18,12 +18,15 @@ host each step; the (B*K, V) log-probabilities stay on the device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import model
-from .backend import Array, backend_of, namespace, to_host, topk
+from .backend import Array, Backend, backend_of, namespace, to_host, topk
+from .data.batching import make_batch
 from .data.vocab import BOS_ID, EOS_ID
 
 
@@ -155,3 +158,27 @@ def beam_search(packed: dict[str, Array], cfg: model.Config, src: Array, src_mas
         s = xp.take(s, pr, axis=0)                                        # (B*K,H) reorder
         y = dev.asarray(token.reshape(B * K), dtype=src.dtype)
     return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]
+
+
+def decode_sentences(packed: dict[str, Array], cfg: model.Config, backend: Backend,
+                     sentences: list[list[int]], batch_size: int = 32, beam: int = 1,
+                     alpha: float = 0.0, nbest: int = 1, on_batch: Callable[[int], Any] | None
+                     = None) -> list[list[Hypothesis]]:
+    """Decode source id sentences (without </s>) in batches of similar length, greedy when
+    ``beam`` is 1; the n-best lists come back in input order. ``on_batch(n)`` is called after
+    each batch of n sentences (a progress bar's ``update``)."""
+    order = sorted(range(len(sentences)), key=lambda k: len(sentences[k]))
+    out: list[list[Hypothesis]] = [[] for _ in sentences]
+    for a in range(0, len(order), batch_size):
+        idx = order[a : a + batch_size]
+        b = make_batch([sentences[k] for k in idx], [[] for _ in idx]).to(backend)
+        if beam == 1:
+            hyps = greedy_search(packed, cfg, b.src, b.src_mask)
+        else:
+            hyps = beam_search(packed, cfg, b.src, b.src_mask, beam=beam, alpha=alpha,
+                               nbest=nbest)
+        for k, hs in zip(idx, hyps, strict=True):
+            out[k] = hs
+        if on_batch is not None:
+            on_batch(len(idx))
+    return out

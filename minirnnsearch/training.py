@@ -140,19 +140,6 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
     return corpus, src_vocab, tgt_vocab
 
 
-def translate_ids(packed: dict, cfg: model.Config, backend: Backend, sentences: list[list[int]],
-                  batch_size: int = 80) -> list[list[int]]:
-    """Greedy translations of id sentences, in order, batched by length."""
-    order = sorted(range(len(sentences)), key=lambda k: len(sentences[k]))
-    out: list[list[int]] = [[] for _ in sentences]
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        b = make_batch([sentences[k] for k in idx], [[] for _ in idx]).to(backend)
-        for k, hyp in zip(idx, decode.greedy_search(packed, cfg, b.src, b.src_mask), strict=True):
-            out[k] = hyp[0].tokens
-    return out
-
-
 def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
              batch_size: int) -> float:
     """Mean negative log-likelihood per real dev target token."""
@@ -231,8 +218,9 @@ class Trainer:
 
     def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> dict:
         packed = model.pack_params(self.params)
-        hyps = translate_ids(packed, self.cfg, self.backend, self.corpus.dev_src)
-        detok = [detokenize(self.tgt_vocab.decode(h)) for h in hyps]
+        hyps = decode.decode_sentences(packed, self.cfg, self.backend, self.corpus.dev_src,
+                                       self.args.batch_size)
+        detok = [detokenize(self.tgt_vocab.decode(h[0].tokens)) for h in hyps]
         bleu = sacrebleu.BLEU(tokenize="13a")
         score = bleu.corpus_score(detok, [self.corpus.dev_ref]).score
         if not self.signature_shown:

@@ -19,7 +19,6 @@ from tqdm import tqdm
 from . import decode, model
 from .backend import DeviceError, get_backend
 from .checkpoint import CheckpointError, load_checkpoint
-from .data.batching import make_batch
 from .data.io import DataError, decode_lines, read_lines
 from .data.tokenize import JOINER, detokenize, tokenize
 from .data.vocab import UNK, Vocab
@@ -96,21 +95,14 @@ class Translator:
                       f"{self.max_len}", file=sys.stderr)
                 toks[n - 1] = t[: self.max_len]
         out: list[list] = [[("", 0.0, np.zeros((0, 0)), [], [])] for _ in lines]
-        order = sorted((k for k, t in enumerate(toks) if t), key=lambda k: len(toks[k]))
-        bar = tqdm(total=len(order), disable=not progress, unit="sent", file=sys.stderr)
-        for a in range(0, len(order), batch_size):
-            idx = order[a : a + batch_size]
-            b = make_batch([self.src_vocab.encode(toks[k]) for k in idx],
-                           [[] for _ in idx]).to(self.backend)
-            if beam == 1:
-                hyps = decode.greedy_search(self.packed, self.cfg, b.src, b.src_mask)
-            else:
-                hyps = decode.beam_search(self.packed, self.cfg, b.src, b.src_mask, beam=beam,
-                                          alpha=alpha, nbest=nbest)
-            for k, hs in zip(idx, hyps, strict=True):
-                out[k] = [self._finish(h, toks[k], unk_replace) for h in hs]
-            bar.update(len(idx))
+        keep = [k for k, t in enumerate(toks) if t]
+        bar = tqdm(total=len(keep), disable=not progress, unit="sent", file=sys.stderr)
+        hyps = decode.decode_sentences(self.packed, self.cfg, self.backend,
+                                       [self.src_vocab.encode(toks[k]) for k in keep],
+                                       batch_size, beam, alpha, nbest, on_batch=bar.update)
         bar.close()
+        for k, hs in zip(keep, hyps, strict=True):
+            out[k] = [self._finish(h, toks[k], unk_replace) for h in hs]
         return out
 
     def _finish(self, h: decode.Hypothesis, src: list[str], unk_replace: bool) -> tuple:
