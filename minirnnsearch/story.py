@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     src_all = read_lines(paths["test.en"])[: args.test_size]
     ref_all = read_lines(paths["test.fr"])[: args.test_size]
     curves = {}
-    for variant in ORDER:
+    for variant in ORDER:  # rnnsearch last: its translator draws the alignment below
         tr = Translator(out / variant, "best", args.device)
         keep = [k for k, s in enumerate(src_all) if len(tokenize(s)) <= tr.max_len]
         src, ref = [src_all[k] for k in keep], [ref_all[k] for k in keep]
@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         print(format_length_table(rows))
     plot_bleu_by_length(curves, figures / "bleu_by_length.png",
                         "BLEU by source length, built-in En-Fr test set")
-    tr = Translator(out / "rnnsearch", "best", args.device)
     _, _, weights, src_toks, tgt_toks = tr.translate([SENTENCE], beam=args.beam)[0][0]
     plot_attention(weights, src_toks, tgt_toks, figures / "alignment.png")
     print(f"\nRNNsearch alignment of: {SENTENCE}\n{text_heatmap(weights, src_toks, tgt_toks)}")
