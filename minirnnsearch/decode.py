@@ -1,26 +1,36 @@
 """Greedy and batched beam search over the model's exposed encoder and decoder step.
 
-Beam search keeps K hypotheses per sentence; all sentences and all their beams advance as one
-batch of B*K rows through ``model.decoder_step``. Each step:
+Shapes: B sentences, K beam, n = b*K rows of the b sentences still searching, V target
+vocabulary, S padded source length, H hidden.
 
-    total = score[row] + log p(y | row)                 (B*K, V)  on the device
-    best 2K of each sentence's K*V candidates            (B, 2K)   backend.topk, to the host
-    a candidate ending in </s> among the best K is set aside as finished (lower-ranked endings
-    are dropped); the best K candidates that do not end become the beams
-    rows of the state and the encoder output are reordered to their parents (one ``take``)
+Beam search keeps K live hypotheses per sentence; all sentences and all their beams advance as
+one batch of n rows through ``model.decoder_step``. Step i:
 
-A sentence is done when it has K finished hypotheses, when (alpha = 0) no live beam can beat
-its nbest-th finished one, or at its maximum length int(ratio * source words + offset), where the
-live beams are finished as they are. Final scores are length-normalised: logprob / len^alpha
-(len counts </s>; alpha 0 keeps the raw log-probability). Only (B*K,)-sized arrays cross to the
-host each step; the (B*K, V) log-probabilities stay on the device.
+    total = score[row] + log p(y | row)                  (n,V)     on the device
+    best 2K of each sentence's K*V candidates            (b,2K)    backend.topk, to the host
+    an ending (</s>) among the best K is set aside as a finished hypothesis (lower-ranked
+    endings are dropped); the best K candidates that do not end become the new live rows
+    s = take(s, parents)                                 (n,H)     reorder to the parents
+
+At most K of the 2K candidates end (one </s> per row), so K live rows always remain. A sentence
+is done when it has K finished hypotheses, or when no live row can beat its nbest-th finished
+one (a live row of log-probability lp can at best reach lp / max_len^alpha: log-probabilities
+only fall), or at its maximum length int(ratio * source words + offset) output tokens (</s>
+included), where its live rows are ended as they are (``finished=False``). Done sentences leave
+the batch. Final scores are length-normalised: logprob / len^alpha (len counts </s>; alpha 0
+keeps the raw log-probability).
+
+Per step only (b,2K) candidates cross to the host; the (n,V) log-probabilities stay on the
+device, and so do the alignments (n,S) until one transfer at the end. Tokens and alignment rows
+of a hypothesis are read back through its parents (back-pointers), not copied every step.
+Greedy search takes the argmax at every step and returns the same ``Hypothesis`` lists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +51,7 @@ class Hypothesis:
 
 def max_lengths(src_mask: Array, ratio: float, offset: int) -> np.ndarray:
     """Per sentence, the most output tokens (</s> included): int(ratio * real source words
-    + offset), at least 1; (B,) host ints."""
+    + offset), at least 1; (B,) host ints. Source words do not count the source </s>."""
     words = to_host(src_mask).sum(axis=1) - 1  # without </s>
     return np.maximum(1, (ratio * words + offset).astype(int))
 
@@ -50,114 +60,145 @@ def _normalise(logprob: float, length: int, alpha: float) -> float:
     return logprob / max(length, 1) ** alpha if alpha else logprob
 
 
-def greedy_search(packed: dict[str, Array], cfg: model.Config, src: Array, src_mask: Array,
+def _packed(params: dict[str, Array]) -> dict[str, Array]:
+    """``pack_params(params)`` unless that was done already."""
+    return params if "dec.W_x" in params else model.pack_params(params)
+
+
+def greedy_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mask: Array,
                   max_len_ratio: float = 2.0, max_len_offset: int = 10
                   ) -> list[list[Hypothesis]]:
     """The most probable next word at every step; one hypothesis per sentence (in a list, like
-    ``beam_search``)."""
+    ``beam_search``). ``params`` raw or packed; src (B,S) ids and src_mask (B,S) on its device."""
+    packed = _packed(params)
     xp = namespace(src)
     B = src.shape[0]
-    enc, s, _ = model.encode(packed, cfg, src, src_mask)
-    lengths = to_host(enc.lengths)
-    limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
-    y = backend_of(src).asarray(np.full(B, BOS_ID), dtype=src.dtype)
-    tokens = np.zeros((B, 0), dtype=np.int64)
-    logprob, att = np.zeros(B), []
-    done = np.zeros(B, dtype=bool)
-    ends = limit.copy()
+    enc, s, _ = model.encode(packed, cfg, src, src_mask)                  # s (B,H) s_0
+    lengths = to_host(enc.lengths)                                        # (B,) with </s>
+    limit = max_lengths(src_mask, max_len_ratio, max_len_offset)          # (B,)
+    y = backend_of(src).asarray(np.full(B, BOS_ID), dtype=src.dtype)      # (B,) y_0 = <s>
+    tokens, logps, alphas = [], [], []
+    end = np.full(B, -1)                                                  # (B,) last step
     for i in range(int(limit.max())):
-        logp, s, alpha = model.decoder_step(packed, cfg, enc, y, s, i)     # (B,V), (B,H), (B,S)
+        logp, s, alpha_i = model.decoder_step(packed, cfg, enc, y, s, i)  # (B,V) (B,H) (B,S)
         y = xp.argmax(logp, axis=1)                                       # (B,)
-        y_host = to_host(y)
-        lp = to_host(xp.take_along_axis(logp, y[:, None], axis=1)[:, 0])
-        logprob += np.where(done, 0.0, lp)
-        tokens = np.concatenate([tokens, y_host[:, None]], axis=1)
-        att.append(to_host(alpha))
-        newly = ~done & ((y_host == EOS_ID) | (i + 1 >= limit))
-        ends[newly] = i
-        done |= newly
-        if done.all():
+        logps.append(xp.take_along_axis(logp, y[:, None], axis=1)[:, 0])  # (B,) stays on device
+        alphas.append(alpha_i)
+        tokens.append(to_host(y))                                         # (B,) to the host
+        end[(end < 0) & ((tokens[-1] == EOS_ID) | (i + 1 >= limit))] = i
+        if (end >= 0).all():
             break
-    att_all = np.stack(att, axis=1)                                       # (B,steps,S)
+    tokens_h = np.stack(tokens, axis=1)                                   # (B,steps)
+    logp_h = to_host(xp.stack(logps, axis=1)).astype(np.float64)          # (B,steps)
+    att = to_host(xp.stack(alphas, axis=1))                               # (B,steps,S)
     out = []
     for b in range(B):
-        n = int(ends[b])
-        finished = tokens[b, n] == EOS_ID
-        words = tokens[b, :n].tolist() if finished else tokens[b, : n + 1].tolist()
-        length = n + 1
-        out.append([Hypothesis(words, _normalise(logprob[b], length, 0.0), float(logprob[b]),
-                               att_all[b, :length, : lengths[b]], bool(finished))])
+        n = int(end[b]) + 1                                               # output tokens
+        finished = bool(tokens_h[b, n - 1] == EOS_ID)
+        lp = float(logp_h[b, :n].sum())
+        out.append([Hypothesis(tokens_h[b, : n - finished].tolist(), lp, lp,
+                               att[b, :n, : lengths[b]], finished)])
     return out
 
 
-def beam_search(packed: dict[str, Array], cfg: model.Config, src: Array, src_mask: Array,
+class _End(NamedTuple):
+    """A hypothesis that ended at step ``step``: candidate ``token`` of row ``row`` (rows
+    numbered as in that step); read back through the parents at the end of the search."""
+
+    score: float     # normalised
+    logprob: float
+    step: int
+    row: int
+    token: int       # EOS_ID when finished, else the last word (cut at the maximum length)
+
+
+def beam_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mask: Array,
                 beam: int = 5, alpha: float = 0.0, nbest: int = 1, max_len_ratio: float = 2.0,
                 max_len_offset: int = 10) -> list[list[Hypothesis]]:
-    """The ``nbest`` best hypotheses of each sentence, best first (see the module docstring)."""
+    """The ``nbest`` best hypotheses of each sentence, best first (see the module docstring).
+    ``params`` raw or packed; src (B,S) ids and src_mask (B,S) on its device."""
+    if beam < 1 or not 1 <= nbest <= beam:
+        raise ValueError(f"beam search needs 1 <= nbest <= beam, got nbest {nbest}, beam {beam}")
+    packed = _packed(params)
     xp = namespace(src)
     dev = backend_of(src)
-    B, K = src.shape[0], beam
-    V = cfg.tgt_vocab
+    K, V = beam, cfg.tgt_vocab
     enc, s0, _ = model.encode(packed, cfg, src, src_mask)
-    lengths = to_host(enc.lengths)
-    limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
-    rows = dev.asarray(np.repeat(np.arange(B), K), dtype="int64")         # (B*K,) sentence
-    enc = model.select(enc, rows)
-    s = xp.take(s0, rows, axis=0)                                         # (B*K,H)
-    y = dev.asarray(np.full(B * K, BOS_ID), dtype=src.dtype)              # (B*K,)
-    score = np.full((B, K), -np.inf)
-    score[:, 0] = 0.0                                                     # one live beam at first
-    hist = np.zeros((B * K, 0), dtype=np.int64)                           # tokens so far
-    att = np.zeros((B * K, 0, src.shape[1]))                              # alignments so far
-    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
-    done = np.zeros(B, dtype=bool)
+    lengths = to_host(enc.lengths)                                        # (B,) with </s>
+    limit = max_lengths(src_mask, max_len_ratio, max_len_offset)          # (B,)
+    active = np.arange(src.shape[0])                                      # (b,) sentences
+    rows = dev.asarray(np.repeat(active, K), dtype="int64")               # (n,) n = b*K
+    enc = model.select(enc, rows)                                         # each sentence K times
+    s = xp.take(s0, rows, axis=0)                                         # (n,H)
+    y = dev.asarray(np.full(K * active.size, BOS_ID), dtype=src.dtype)   # (n,)
+    score = np.full((active.size, K), -np.inf)                            # (b,K) host
+    score[:, 0] = 0.0                                                     # one live row at first
+    parents: list[np.ndarray] = []   # per step i: (n_{i+1},) row at step i of each new row
+    words: list[np.ndarray] = []     # per step i: (n_{i+1},) the token each new row added
+    alphas: list[Array] = []         # per step i: (n_i,S) alignment rows, on the device
+    ends: list[list[_End]] = [[] for _ in active]
     for i in range(int(limit.max())):
-        logp, s, alpha_i = model.decoder_step(packed, cfg, enc, y, s, i)  # (B*K,V)
-        total = dev.asarray(score.reshape(B * K, 1), dtype=logp.dtype) + logp  # (B*K,V)
-        vals, idx = topk(xp.reshape(total, (B, K * V)), 2 * K)            # (B,2K)
+        logp, s, alpha_i = model.decoder_step(packed, cfg, enc, y, s, i)  # (n,V) (n,H) (n,S)
+        alphas.append(alpha_i)
+        b = active.size
+        total = dev.asarray(score.reshape(b * K, 1), dtype=logp.dtype) + logp  # (n,V)
+        vals, idx = topk(xp.reshape(total, (b, K * V)), 2 * K)            # (b,2K)
         vals, idx = to_host(vals).astype(np.float64), to_host(idx)
-        att = np.concatenate([att, to_host(alpha_i)[:, None, :]], axis=1)
-        parent = np.zeros((B, K), dtype=np.int64)
-        token = np.full((B, K), EOS_ID, dtype=np.int64)
-        new_score = np.full((B, K), -np.inf)
-        for b in np.flatnonzero(~done):
+        cand_row = np.arange(b)[:, None] * K + idx // V                   # (b,2K) row at step i
+        cand_tok = idx % V                                                # (b,2K)
+        parent = np.repeat(np.arange(b)[:, None] * K, K, axis=1)          # (b,K) unused: own row
+        token = np.full((b, K), EOS_ID)
+        new_score = np.full((b, K), -np.inf)
+        done = np.zeros(b, dtype=bool)
+        for a, sent in enumerate(active):  # bookkeeping over the 2K candidates, on the host
             live = 0
-            for rank, (v, c) in enumerate(zip(vals[b], idx[b], strict=True)):
+            for rank in range(vals.shape[1]):
+                v, row, tok = vals[a, rank], int(cand_row[a, rank]), int(cand_tok[a, rank])
                 if not np.isfinite(v):
                     break
-                row, tok = b * K + c // V, int(c % V)
                 if tok == EOS_ID:
                     if rank < K:  # an ending among the K best; lower ones are not taken
-                        finished[b].append(Hypothesis(
-                            hist[row].tolist(), _normalise(v, hist.shape[1] + 1, alpha),
-                            float(v), att[row, :, : lengths[b]]))
+                        ends[sent].append(_End(_normalise(v, i + 1, alpha), v, i, row, tok))
                 elif live < K:
-                    parent[b, live], token[b, live], new_score[b, live] = row, tok, v
+                    parent[a, live], token[a, live], new_score[a, live] = row, tok, v
                     live += 1
-            if i + 1 >= limit[b]:  # out of length: the live beams end here as they are
-                for k in range(live):
-                    row = parent[b, k]
-                    finished[b].append(Hypothesis(
-                        [*hist[row].tolist(), int(token[b, k])],
-                        _normalise(new_score[b, k], hist.shape[1] + 1, alpha),
-                        float(new_score[b, k]), att[row, :, : lengths[b]], finished=False))
+            if i + 1 >= limit[sent]:  # out of length: the live rows end here as they are
+                ends[sent] += [_End(_normalise(new_score[a, k], i + 1, alpha), new_score[a, k],
+                                    i, int(parent[a, k]), int(token[a, k])) for k in range(live)]
                 live = 0
-            # alpha 0: live scores only fall, so once the nbest-th finished one beats them all
-            kth_done = sorted((h.score for h in finished[b]), reverse=True)[nbest - 1 : nbest]
-            if (len(finished[b]) >= K or live == 0
-                    or (alpha == 0 and kth_done and kth_done[0] >= new_score[b, :live].max())):
-                done[b] = True
-        if done.all():
+            kth = sorted((e.score for e in ends[sent]), reverse=True)[nbest - 1 : nbest]
+            done[a] = (live == 0 or len(ends[sent]) >= K or (
+                bool(kth) and kth[0] >= new_score[a, :live].max() / limit[sent] ** alpha))
+        keep = ~done
+        parents.append(parent[keep].reshape(-1))
+        words.append(token[keep].reshape(-1))
+        if not keep.any():
             break
-        new_score[done] = -np.inf
-        parent_rows = parent.reshape(B * K)
-        hist = np.concatenate([hist[parent_rows], token.reshape(B * K, 1)], axis=1)
-        att = att[parent_rows]
-        score = new_score
-        pr = dev.asarray(parent_rows, dtype="int64")
-        s = xp.take(s, pr, axis=0)                                        # (B*K,H) reorder
-        y = dev.asarray(token.reshape(B * K), dtype=src.dtype)
-    return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]
+        if done.any():  # done sentences leave the batch
+            kept_rows = (np.flatnonzero(keep)[:, None] * K + np.arange(K)).reshape(-1)
+            enc = model.select(enc, dev.asarray(kept_rows, dtype="int64"))
+        active, score = active[keep], new_score[keep]
+        s = xp.take(s, dev.asarray(parents[-1], dtype="int64"), axis=0)  # (n,H) reorder
+        y = dev.asarray(words[-1], dtype=src.dtype)                      # (n,)
+    att = to_host(xp.concat(alphas, axis=0))                              # (sum n_i, S) once
+    offset = np.cumsum([0] + [a.shape[0] for a in alphas])               # first row of step i
+    return [[_read_back(e, parents, words, att, offset, int(lengths[sent]))
+             for e in sorted(ends[sent], key=lambda e: -e.score)[:nbest]]
+            for sent in range(src.shape[0])]
+
+
+def _read_back(e: _End, parents: list[np.ndarray], words: list[np.ndarray], att: np.ndarray,
+               offset: np.ndarray, src_len: int) -> Hypothesis:
+    """Tokens and alignment rows (steps 0..e.step) of an ended hypothesis, through the parents."""
+    toks = [] if e.token == EOS_ID else [e.token]
+    att_rows = [offset[e.step] + e.row]                                   # rows of ``att``
+    row = e.row
+    for i in range(e.step - 1, -1, -1):  # row is a row of step i+1, made at step i
+        toks.append(int(words[i][row]))
+        row = int(parents[i][row])
+        att_rows.append(offset[i] + row)
+    return Hypothesis(toks[::-1], e.score, e.logprob, att[att_rows[::-1], :src_len],
+                      e.token == EOS_ID)
 
 
 def decode_sentences(packed: dict[str, Array], cfg: model.Config, backend: Backend,
