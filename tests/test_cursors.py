@@ -1,0 +1,133 @@
+"""nn/cursors.py: the forward algorithm against brute-force enumeration of every monotone
+trajectory, its hand-written backward against central differences (float64, padded positions
+included), and array_api_strict against NumPy."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from minirnnsearch.backend import get_backend, to_host
+from minirnnsearch.gradcheck import numerical_gradient, rel_error
+from minirnnsearch.nn.cursors import (
+    cursors_backward,
+    cursors_forward,
+    cursors_posterior,
+    log_transition,
+    stop_logits_backward,
+    stop_logits_forward,
+)
+
+TOL = 1e-6
+
+
+@pytest.fixture
+def problem():
+    """Three sentences: S_b 4, 2, 3 (padded to 4); T_b 3, 1, 4 (padded to 4)."""
+    rng = np.random.default_rng(0)
+    B, T, S = 3, 4, 4
+    lengths = np.array([4, 2, 3])
+    tmask = (np.arange(T)[None, :] < np.array([3, 1, 4])[:, None]).astype(float)
+    return rng.normal(size=(B, T, S)) - 1.0, rng.normal(size=(B, T, S)), lengths, tmask
+
+
+def brute_force_logz(le, u, S_b, T_b):
+    """log sum over every a_0 <= ... <= a_{T_b-1} = S_b-1 (a_{-1} = 0) of
+    prod_i p_stop(i,a_i) prod_{m=a_{i-1}}^{a_i - 1} (1 - p_stop(i,m)) exp(le_{i,a_i})."""
+    p = 1 / (1 + np.exp(-u))
+    p[:, S_b - 1] = 1.0                                  # forced stop at the last word
+    total = 0.0
+    for a in itertools.product(range(S_b), repeat=T_b):
+        if a[-1] != S_b - 1 or any(x > y for x, y in zip(a, a[1:], strict=False)):
+            continue
+        prob, prev = 1.0, 0
+        for i, j in enumerate(a):
+            prob *= p[i, j] * np.prod(1 - p[i, prev:j]) * np.exp(le[i, j])
+            prev = j
+        total += prob
+    return np.log(total)
+
+
+def test_forward_equals_brute_force_enumeration(problem):
+    le, u, lengths, tmask = problem
+    logz, _ = cursors_forward(le, u, lengths, tmask)
+    for b, (S_b, T_b) in enumerate(zip(lengths, tmask.sum(axis=1).astype(int), strict=True)):
+        assert np.isclose(logz[b], brute_force_logz(le[b], u[b], S_b, T_b), rtol=1e-12)
+
+
+def test_transition_rows_sum_to_one(problem):
+    _, u, lengths, _ = problem
+    lt = log_transition(u[:, 0, :], lengths)             # (B,S,S)
+    for b, S_b in enumerate(lengths):
+        np.testing.assert_allclose(np.exp(lt[b, :S_b]).sum(axis=1), 1.0, rtol=1e-12)
+        assert np.all(np.isneginf(lt[b, :, S_b:]))      # never onto padding
+        assert np.all(np.isneginf(lt[b][np.tril_indices(4, -1)]))  # never backwards
+
+
+def test_posterior_is_a_distribution_ending_at_the_last_word(problem):
+    le, u, lengths, tmask = problem
+    _, cache = cursors_forward(le, u, lengths, tmask)
+    gamma = cursors_posterior(cache)                     # (B,T,S)
+    np.testing.assert_allclose(gamma.sum(axis=2), tmask, atol=1e-12)
+    for b, S_b in enumerate(lengths):
+        T_b = int(tmask[b].sum())
+        assert gamma[b, T_b - 1, S_b - 1] == pytest.approx(1.0)
+        np.testing.assert_array_equal(gamma[b, :, S_b:], 0.0)
+
+
+def test_gradients_of_emissions_and_stop_logits(problem):
+    le, u, lengths, tmask = problem
+    dlogz = np.array([0.7, -1.3, 0.4])
+    _, cache = cursors_forward(le, u, lengths, tmask)
+    dle, du = cursors_backward(dlogz, cache)
+    for name, x, grad in (("le", le, dle), ("u", u, du)):
+        num = numerical_gradient(
+            lambda: float(np.sum(cursors_forward(le, u, lengths, tmask)[0] * dlogz)), x)
+        assert rel_error(grad, num) < TOL, name
+    assert np.all(dle[tmask == 0] == 0) and np.all(du[tmask == 0] == 0)  # padded steps
+
+
+def test_stop_logit_gradients():
+    rng = np.random.default_rng(1)
+    B, T, S, A = 2, 3, 4, 5
+    p = {"q": rng.normal(size=(B, T, A)), "keys": rng.normal(size=(B, S, A)),
+         "v": rng.normal(size=(A,)), "b": rng.normal(size=(1,))}
+    du = rng.normal(size=(B, T, S))
+    u, cache = stop_logits_forward(p["q"], p["keys"], p["v"], p["b"])
+    np.testing.assert_allclose(u[1, 2, 3], p["v"] @ np.tanh(p["q"][1, 2] + p["keys"][1, 3])
+                               + p["b"][0])
+    grads = dict(zip(("q", "keys", "v", "b"), stop_logits_backward(du, cache, p["v"]),
+                     strict=True))
+    for name, grad in grads.items():
+        num = numerical_gradient(
+            lambda: float(np.sum(stop_logits_forward(**p)[0] * du)), p[name])
+        assert rel_error(grad, num) < TOL, name
+
+
+def test_confident_cursor_stays_finite_in_float32():
+    """p_stop near 0 or 1 everywhere (|u| = 30) over 60 words: no underflow to -inf or NaN, and
+    float32 agrees with float64."""
+    rng = np.random.default_rng(2)
+    B, T, S = 2, 50, 60
+    u = 30.0 * np.sign(rng.normal(size=(B, T, S)))
+    le = rng.normal(size=(B, T, S)) - 3.0
+    lengths, tmask = np.array([60, 41]), np.ones((B, T))
+    ref, cache = cursors_forward(le, u, lengths, tmask)
+    got, cache32 = cursors_forward(le.astype(np.float32), u.astype(np.float32), lengths, tmask)
+    assert np.all(np.isfinite(ref))
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    dle, du = cursors_backward(np.ones(B, dtype=np.float32), cache32)
+    assert np.all(np.isfinite(dle)) and np.all(np.isfinite(du))
+
+
+def test_strict_device_equals_numpy(problem):
+    sb = get_backend("strict")
+    le, u, lengths, tmask = problem
+    dlogz = np.array([1.0, 2.0, -0.5])
+    logz, cache = cursors_forward(le, u, lengths, tmask)
+    dle, du = cursors_backward(dlogz, cache)
+    logz_s, cache_s = cursors_forward(*(sb.asarray(a) for a in (le, u, lengths, tmask)))
+    assert logz_s.device == sb.device
+    np.testing.assert_allclose(to_host(logz_s), logz, rtol=1e-12)
+    for a, b in zip((dle, du), cursors_backward(sb.asarray(dlogz), cache_s), strict=True):
+        np.testing.assert_allclose(to_host(b), a, rtol=1e-10, atol=1e-14)
