@@ -10,7 +10,10 @@ one batch of n rows through ``model.decoder_step``. Step i:
     best 2K of each sentence's K*V candidates            (b,2K)    backend.topk, to the host
     an ending (</s>) among the best K is set aside as a finished hypothesis (lower-ranked
     endings are dropped); the best K candidates that do not end become the new live rows
-    s = take(s, parents)                                 (n,H)     reorder to the parents
+    state = take_rows(state, parents)                    (n,...)   reorder to the parents
+                                                                   (s_i (n,H); for the cursors
+                                                                   a tuple with the forward
+                                                                   vector (n,S) and more)
 
 At most K of the 2K candidates end (one </s> per row), so K live rows always remain. A sentence
 is done when it has K finished hypotheses, or when no live row can beat its nbest-th finished
@@ -65,6 +68,15 @@ def _normalise(logprob: float, length: int, alpha: float) -> float:
 def _packed(params: dict[str, Array]) -> dict[str, Array]:
     """``pack_params(params)`` unless that was done already."""
     return params if "dec.W_x" in params else model.pack_params(params)
+
+
+def take_rows(state: Any, idx: Array) -> Any:
+    """Rows ``idx`` (n,) of a decoder state: one (B,...) array, or a tuple of them (a
+    NamedTuple keeps its type), each taken along its first axis."""
+    xp = namespace(idx)
+    if isinstance(state, tuple):
+        return type(state)(*(xp.take(a, idx, axis=0) for a in state))
+    return xp.take(state, idx, axis=0)
 
 
 def greedy_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mask: Array,
@@ -182,7 +194,7 @@ def beam_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mas
             kept_rows = (np.flatnonzero(keep)[:, None] * K + np.arange(K)).reshape(-1)
             enc = select(enc, dev.asarray(kept_rows, dtype="int64"))
         active, score = active[keep], new_score[keep]
-        s = xp.take(s, dev.asarray(parents[-1], dtype="int64"), axis=0)  # (n,H) reorder
+        s = take_rows(s, dev.asarray(parents[-1], dtype="int64"))        # (n,...) reorder
         y = dev.asarray(words[-1], dtype=src.dtype)                      # (n,)
     att = None if alphas[0] is None else to_host(xp.concat(alphas, axis=0))  # (sum n_i,S) once
     offset = np.cumsum([0, *n_rows])                                      # first row of step i

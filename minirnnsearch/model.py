@@ -14,6 +14,9 @@ context has its own class, forward beside backward, in ``contexts.py``:
               alpha_i = softmax_j(e_ij), e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j)
               encdec:    c_i = c = [fwd h_S ; bwd h_1] for every i (the fixed-length vector)
               diagonal:  c_i = h_min(i,S) (no learnt alignment: two cursors moving in step)
+              cursors:   no c_i; a latent monotone source cursor marginalised by dynamic
+                         programming (Bahdanau's first idea): its decoder and output are in
+                         cursor_model.py, which this module hands the cursors' loss and step
     decoder   s_i = GRU(s_{i-1}; inputs E_tgt y_{i-1} and c_i), gates W.. E y + U.. s + C.. c + b..
     output    t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i; t_i = maxout(t~_i);
               p(y_i) = softmax(W_o t_i + b_o)
@@ -30,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import cursor_model  # circular on purpose: it uses encode() etc. at call time
 from .backend import Array, Backend, namespace
 from .contexts import CONTEXTS, Encoded
 from .data.vocab import BOS_ID
@@ -43,7 +47,7 @@ from .nn.output import (
     softmax_xent_forward,
 )
 
-VARIANTS = tuple(CONTEXTS)  # rnnsearch, encdec, diagonal: see contexts.py
+VARIANTS = tuple(CONTEXTS)  # rnnsearch, encdec, diagonal, cursors: see contexts.py
 
 # Model sizes by name. "paper" is appendix A/B.1 of the paper (its vocabularies were 30,000).
 PRESETS: dict[str, dict[str, int]] = {
@@ -59,18 +63,21 @@ class Config:
 
     src_vocab: int              # Vx, source vocabulary size including the 4 specials
     tgt_vocab: int              # Vy, target vocabulary size including the 4 specials
-    variant: str = "rnnsearch"  # rnnsearch | encdec | diagonal
+    variant: str = "rnnsearch"  # rnnsearch | encdec | diagonal | cursors
     emb: int = 128              # E, word embedding size (paper m = 620)
     hidden: int = 256           # H, GRU state size per direction (paper n = 1000)
     align: int = 256            # A, alignment model hidden size (paper n' = 1000)
     maxout: int = 128           # L, maxout units of the deep output (paper l = 500)
+    band: int = 0               # cursors, training only: emissions within +-band of the
+                                # diagonal (0: every source position, the exact marginal)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}: choose one of {VARIANTS}")
         for f in fields(self):
-            if f.type == "int" and getattr(self, f.name) < 1:
-                raise ValueError(f"config {f.name} must be a positive integer")
+            if f.type == "int" and getattr(self, f.name) < (0 if f.name == "band" else 1):
+                raise ValueError(f"config {f.name} must be a "
+                                 f"{'non-negative' if f.name == 'band' else 'positive'} integer")
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> Config:
@@ -84,7 +91,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        """The fields of ``d``; ``band``, added later, takes its default when missing."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name != "band" or f.name in d})
 
 
 GATES = ("z", "r", "")  # update gate, reset gate, candidate: W_z, W_r, W (and U.., C.., b..)
@@ -104,13 +112,13 @@ def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
             shapes[n] = (E, H)                  # input -> gate
         for n in _gate_names(prefix, "U"):
             shapes[n] = (H, H)                  # recurrent
-        if prefix == "dec":
+        if prefix == "dec" and CONTEXTS[cfg.variant].has_context:
             for n in _gate_names(prefix, "C"):
                 shapes[n] = (2 * H, H)          # context -> gate
         for n in _gate_names(prefix, "b"):
             shapes[n] = (H,)
     shapes["W_s"], shapes["b_s"] = (H, H), (H,)  # s_0 = tanh(W_s bwd h_1 + b_s)
-    shapes.update(CONTEXTS[cfg.variant].param_shapes(cfg))  # the alignment model's, eq. 6
+    shapes.update(CONTEXTS[cfg.variant].param_shapes(cfg))  # eq. 6's, or the cursors' stop
     shapes["U_o"], shapes["V_o"], shapes["C_o"] = (H, 2 * L), (E, 2 * L), (2 * H, 2 * L)
     shapes["W_o"], shapes["b_o"] = (L, cfg.tgt_vocab), (cfg.tgt_vocab,)
     return shapes
@@ -124,7 +132,9 @@ def init_params(
     cfg: Config, backend: Backend, seed: int = 0, dtype: str = "float32"
 ) -> dict[str, Array]:
     """Appendix B.1: recurrent U matrices random orthogonal; W_a, U_a ~ N(0, 0.001^2); v_a and
-    all biases zero; every other matrix ~ N(0, 0.01^2). Drawn on the host with NumPy from
+    all biases zero; every other matrix ~ N(0, 0.01^2). The cursors' stop scores are treated as
+    the alignment model's: W_stop, U_stop like W_a, U_a; v_stop like v_a (so p_stop starts at
+    1/2 everywhere). Drawn on the host with NumPy from
     ``seed`` (the same numbers on every backend), then moved to the device once."""
     rng = np.random.default_rng(seed)
     params = {}
@@ -132,9 +142,9 @@ def init_params(
         if _is_recurrent(name):
             q, r = np.linalg.qr(rng.standard_normal(shape))
             value = q * np.sign(np.diag(r))     # uniformly random orthogonal
-        elif name in ("W_a", "U_a"):
+        elif name in ("W_a", "U_a", "W_stop", "U_stop"):
             value = rng.normal(0.0, 0.001, shape)
-        elif name == "v_a" or len(shape) == 1:
+        elif len(shape) == 1:                   # v_a, v_stop and the biases
             value = np.zeros(shape)
         else:
             value = rng.normal(0.0, 0.01, shape)
@@ -145,7 +155,8 @@ def init_params(
 def pack_params(params: dict[str, Array]) -> dict[str, Array]:
     """The parameters plus the stacked matrices the fast path multiplies with, per GRU:
     ``W_x = [W_z | W_r | W]`` (E,3H), ``b_x`` (3H,), ``U_zr = [U_z | U_r]`` (H,2H) and for the
-    decoder ``C_x = [C_z | C_r | C]`` (2H,3H). Built once per loss call or per decoding run."""
+    decoder ``C_x = [C_z | C_r | C]`` (2H,3H) (not for the cursors, whose decoder has no
+    context). Built once per loss call or per decoding run."""
     xp = namespace(params["E_src"])
     packed = dict(params)
     for prefix in ("enc_fwd", "enc_bwd", "dec"):
@@ -153,7 +164,8 @@ def pack_params(params: dict[str, Array]) -> dict[str, Array]:
         packed[f"{prefix}.b_x"] = xp.concat([params[n] for n in _gate_names(prefix, "b")])
         packed[f"{prefix}.U_zr"] = xp.concat([params[f"{prefix}.U_z"], params[f"{prefix}.U_r"]],
                                              axis=1)
-    packed["dec.C_x"] = xp.concat([params[n] for n in _gate_names("dec", "C")], axis=1)
+    if "dec.C" in params:
+        packed["dec.C_x"] = xp.concat([params[n] for n in _gate_names("dec", "C")], axis=1)
     return packed
 
 
@@ -187,7 +199,7 @@ def encode(
     return Encoded(annotations, mask, lengths, memory), s0, (ids, cache_f, cache_b, hb[0, ...], s0)
 
 
-def _encode_backward(
+def encode_backward(
     packed: dict[str, Array], cache: tuple, dannotations: Array, ds0: Array,
     grads: dict[str, Array],
 ) -> None:
@@ -269,6 +281,21 @@ def _softmax_loss(
     return loss, (xp.concat(dts, axis=0) if grads is not None else None)
 
 
+def decoder_inputs(packed: dict[str, Array], tgt_bt: Array) -> tuple[Array, Array, Array, Array]:
+    """Targets tgt_bt (B,T) -> y_i (T,B), y_{i-1} (T,B) (y_0 = <s>), E_tgt y_{i-1} (T,B,E) and the
+    decoder GRU's input part W.. E y_{i-1} + b.. (T,B,3H), one product for all steps."""
+    xp = namespace(tgt_bt)
+    B, T = tgt_bt.shape
+    tgt = xp.permute_dims(tgt_bt, (1, 0))                                 # (T,B) y_i
+    bos = xp.full((1, B), BOS_ID, dtype=tgt.dtype, device=tgt.device)
+    y_prev = xp.concat([bos, tgt[: T - 1, ...]], axis=0)                  # (T,B) y_{i-1}, y_0 <s>
+    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (T,B,E)
+    E = ey.shape[2]
+    xproj = xp.reshape(xp.reshape(ey, (T * B, E)) @ packed["dec.W_x"] + packed["dec.b_x"],
+                       (T, B, packed["dec.W_x"].shape[1]))                # (T,B,3H)
+    return tgt, y_prev, ey, xproj
+
+
 class _Decoded(NamedTuple):
     """What the training forward keeps for the backward."""
 
@@ -298,12 +325,7 @@ def _forward(
     B, T = batch.tgt.shape
     H, E = cfg.hidden, cfg.emb
     N = T * B
-    tgt = xp.permute_dims(batch.tgt, (1, 0))                              # (T,B) y_i
-    bos = xp.full((1, B), BOS_ID, dtype=tgt.dtype, device=tgt.device)
-    y_prev = xp.concat([bos, tgt[: T - 1, ...]], axis=0)                  # (T,B) y_{i-1}, y_0 <s>
-    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (T,B,E)
-    xproj = xp.reshape(xp.reshape(ey, (N, E)) @ packed["dec.W_x"] + packed["dec.b_x"],
-                       (T, B, 3 * H))                                     # (T,B,3H) one product
+    tgt, y_prev, ey, xproj = decoder_inputs(packed, batch.tgt)
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
     alpha, ctx_caches = None, []
@@ -337,6 +359,26 @@ def _forward(
                                 gru_caches, ctx_caches, out_cache, dt)
 
 
+def decoder_inputs_backward(
+    packed: dict[str, Array], gru_caches: list, dxproj: Array, ey: Array, y_prev: Array,
+    dey: Array, grads: dict[str, Array],
+) -> None:
+    """The decoder GRU's weight gradients, one product each after the loop, and the backward of
+    ``decoder_inputs``: dxproj (T,B,3H) (the gates' pre-activation gradients), ey (T,B,E),
+    y_prev (T,B), dey (T*B,E) the embedding's gradient from elsewhere (the deep output)."""
+    xp = namespace(dxproj)
+    T, B, H3 = dxproj.shape
+    N = T * B
+    dxp2 = xp.reshape(dxproj, (N, H3))                                    # (N,3H)
+    dU_zr, dU = gru_weight_grads(gru_caches, dxproj)
+    _add_stacked(grads, _gate_names("dec", "U")[:2], dU_zr)
+    grads["dec.U"] += dU
+    _add_stacked(grads, _gate_names("dec", "W"), xp.reshape(ey, (N, ey.shape[2])).T @ dxp2)
+    _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
+    dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
+    embedding_backward(grads["E_tgt"], y_prev, dey)
+
+
 def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
               grads: dict[str, Array]) -> None:
     """Backward of ``_forward`` from the softmax layer's dt down to the embeddings, accumulating
@@ -344,7 +386,7 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     xp = namespace(f.s0)
     ctx = CONTEXTS[cfg.variant]
     T, B, H = f.s_all.shape
-    E, N = cfg.emb, T * B
+    N = T * B
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
     ds_out, dey, dc_out = _deep_output_backward(f.dt, f.out_cache, packed, grads)
@@ -366,16 +408,9 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
             ds = ds + ds_prev                                             # c_i read s_{i-1}
             dkeys = dkeys + dkeys_i
 
-    # Weight gradients of the decoder GRU, one product each after the loop.
+    decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads)
     dxp2 = xp.reshape(dxproj, (N, 3 * H))                                 # (N,3H)
-    dU_zr, dU = gru_weight_grads(f.gru_caches, dxproj)
-    _add_stacked(grads, _gate_names("dec", "U")[:2], dU_zr)
-    grads["dec.U"] += dU
-    _add_stacked(grads, _gate_names("dec", "W"), xp.reshape(f.ey, (N, E)).T @ dxp2)
-    _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
     _add_stacked(grads, _gate_names("dec", "C"), xp.reshape(f.c_all, (N, 2 * H)).T @ dxp2)
-    dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
-    embedding_backward(grads["E_tgt"], f.y_prev, dey)
 
     if ctx.state_free:
         dc_all = dc_out + xp.reshape(dxp2 @ C_x.T, (T, B, 2 * H))         # (T,B,2H)
@@ -385,11 +420,13 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
         dannotations = ctx.steps_backward(dc_all, dq_all, s_prev, f.ctx_caches, grads)
         dmemory = (dkeys,)
     dannotations = dannotations + ctx.memory_backward(dmemory, f.enc.annotations, packed, grads)
-    _encode_backward(packed, f.enc_cache, dannotations, ds, grads)
+    encode_backward(packed, f.enc_cache, dannotations, ds, grads)
 
 
 def loss(params: dict[str, Array], cfg: Config, batch: Any) -> Array:
     """Mean negative log-likelihood per real target token (0-d array), no gradients."""
+    if not CONTEXTS[cfg.variant].has_context:
+        return cursor_model.loss(pack_params(params), cfg, batch)
     return _forward(pack_params(params), cfg, batch)[0]
 
 
@@ -404,19 +441,24 @@ def loss_and_grads(
     xp = namespace(params["E_src"])
     packed = pack_params(params)
     grads = {k: xp.zeros_like(v) for k, v in params.items()}
+    if not CONTEXTS[cfg.variant].has_context:
+        return cursor_model.loss(packed, cfg, batch, grads), grads
     loss_value, f = _forward(packed, cfg, batch, grads)
     _backward(packed, cfg, f, grads)
     return loss_value, grads
 
 
 def decoder_step(
-    packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array, s_prev: Array, i: int
-) -> tuple[Array, Array, Array | None]:
+    packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array, s_prev: Any, i: int
+) -> tuple[Array, Any, Array | None]:
     """One decoder step for greedy and beam search (``packed = pack_params(params)``).
 
     y_prev (B,) ids of y_{i-1} (<s> at i=0), s_prev (B,H) s_{i-1}, i the 0-based step.
     Returns log p(y_i | y_<i, x) (B,V), s_i (B,H) and the alignment alpha_i (B,S) (one-hot for
-    diagonal; None for encdec, which has none)."""
+    diagonal; None for encdec, which has none). The cursors' state is a tuple of (B,...)
+    arrays (``cursor_model.decoder_step``; at i = 0 it is s_0 like the others')."""
+    if not CONTEXTS[cfg.variant].has_context:
+        return cursor_model.decoder_step(packed, cfg, enc, y_prev, s_prev, i)
     ey = embedding_forward(packed["E_tgt"], y_prev)                       # (B,E)
     c, alpha, _ = CONTEXTS[cfg.variant].step(packed, enc, s_prev, i)      # (B,2H) c_i
     xproj = ey @ packed["dec.W_x"] + packed["dec.b_x"] + c @ packed["dec.C_x"]  # (B,3H)

@@ -76,7 +76,11 @@ def test_beam_at_least_greedy_and_scores_are_the_model_scores(variant):
     beam = run(decode.beam_search, cfg, params, src, beam=5, nbest=3)
     better = 0
     for s, g, hyps in zip(src, greedy, beam, strict=True):
-        assert hyps[0].logprob >= g[0].logprob - 1e-5
+        # Not a theorem: the beam may prune greedy's prefix. For the cursors it happens here (on
+        # 1 to 3 of these 40 sentences at beam 2, 3 and 5, never at 1, 8 or 16): </s> only from
+        # the last source word makes late falls of the score common.
+        if variant != "cursors":
+            assert hyps[0].logprob >= g[0].logprob - 1e-5
         better += hyps[0].logprob > g[0].logprob + 1e-5
         for h in [g[0], *hyps]:  # independent recomputation, one sentence, teacher forcing
             logprob, att = teacher_forced(cfg, params, s, h)
@@ -86,9 +90,11 @@ def test_beam_at_least_greedy_and_scores_are_the_model_scores(variant):
     assert better > 0  # the search is not just greedy
 
 
-def test_reported_logprob_is_minus_training_loss():
-    """model.loss is the mean NLL per real target token: -loss * tokens = the beam's logprob."""
-    cfg, params, src = problem(seed=3, n=40)
+@pytest.mark.parametrize("variant", ["rnnsearch", "cursors"])
+def test_reported_logprob_is_minus_training_loss(variant):
+    """model.loss is the mean NLL per real target token: -loss * tokens = the beam's logprob
+    (for the cursors: the beam's prefix scores add up to the exact marginal log p(y | x))."""
+    cfg, params, src = problem(variant, seed=3, n=40)
     beam = run(decode.beam_search, cfg, params, src, beam=5)
     checked = 0
     for s, hyps in zip(src, beam, strict=True):

@@ -97,11 +97,12 @@ def test_array_api_strict_device_agrees_with_numpy(variant):
     outs = []
     for p, bt in ((params, batch), (sparams, sbatch)):
         packed = model.pack_params(p)
-        enc, s0, _ = model.encode(packed, cfg, bt.src, bt.src_mask)
-        y = bt.tgt[:, 0]
-        outs.append([None if a is None else to_host(a)
-                     for a in model.decoder_step(packed, cfg, enc, y, s0, 1)])
-    assert (outs[0][2] is None) == (variant == "encdec")  # encdec has no alignment
+        enc, state, _ = model.encode(packed, cfg, bt.src, bt.src_mask)
+        for i in range(2):  # two steps: the cursors' state is a tuple after the first
+            logp, state, alpha = model.decoder_step(packed, cfg, enc, bt.tgt[:, i], state, i)
+        states = list(state) if isinstance(state, tuple) else [state]
+        outs.append([None if a is None else to_host(a) for a in (logp, alpha, *states)])
+    assert (outs[0][1] is None) == (variant == "encdec")  # encdec has no alignment
     for a, b in zip(*outs, strict=True):
         if a is not None:
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

@@ -54,3 +54,19 @@ def softmax_xent_backward(cache: tuple) -> Array:
     ex, sum_ex, targets, weights = cache
     dlogits = ex * (weights / sum_ex)[:, None]                              # (N,V) w * p
     return add_at_columns(dlogits, targets, -weights)                       # - w at y_n
+
+
+def target_log_softmax(logits: Array, targets: Array) -> tuple[Array, Array]:
+    """log softmax(logits_n)[y_n] for every row: logits (N,V), targets (N,) int ->
+    log p (N,) and the log-partition lse (N,) (kept so the backward needs no max)."""
+    xp = namespace(logits)
+    m = xp.max(logits, axis=1)                                              # (N,) stable
+    lse = m + xp.log(xp.sum(xp.exp(logits - m[:, None]), axis=1))           # (N,)
+    return xp.take_along_axis(logits, targets[:, None], axis=1)[:, 0] - lse, lse
+
+
+def target_log_softmax_backward(dlogp: Array, logits: Array, lse: Array, targets: Array) -> Array:
+    """dlogits (N,V) = dlogp_n * (onehot(y_n) - softmax(logits_n)), from dlogp (N,)."""
+    xp = namespace(logits)
+    dlogits = xp.exp(logits - lse[:, None]) * (-dlogp)[:, None]             # (N,V) -dlogp * p
+    return add_at_columns(dlogits, targets, dlogp)                          # + dlogp at y_n

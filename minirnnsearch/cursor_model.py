@@ -1,0 +1,299 @@
+"""Bahdanau's first idea as a whole model: two cursors, the source one a latent monotone
+alignment marginalised exactly by dynamic programming (``--variant cursors``).
+
+Shapes: B batch, S source length, T target length, E embedding, H hidden, A the stop scores'
+hidden size (cfg.align), L maxout units, V target vocabulary, W cells per target step (S, or
+2*band+1 with a band), N = B*T*W cells.
+
+    encoder   h_j as for every variant (model.encode)                               (B,S,2H)
+    s_0       = tanh(W_s bwd h_1 + b_s)                                             (B,H)
+    decoder   s_i = GRU(s_{i-1}; input E y_{i-1}), no context: for the marginal to be exact
+              the state must not depend on the cursor
+    stop      u_ij = v_stop^T tanh(W_stop s_i + U_stop h_j) + b_stop, p_stop(i,j) = sigmoid(u_ij)
+    cursor    p(a_i=j | a_{i-1}=k) = p_stop(i,j) prod_{m=k}^{j-1} (1 - p_stop(i,m))   (k <= j),
+              a_{-1} = 0, a_{T_b-1} = S_b-1                                   (nn/cursors.py)
+    emission  p(y_i | a_i=j) = softmax(W_o maxout(U_o s_i + V_o E y_{i-1} + C_o h_j) + b_o)
+    loss      -sum_b log p(y_b | x_b) / sum_b T_b, log p(y|x) = log sum_a prod_i p(a_i|a_{i-1})
+              p(y_i|a_i) by the forward algorithm; T_b counts the real target tokens with </s>.
+              The mean per real target token, as for the other variants (whose per-sentence
+              log-likelihood is the sum of their per-token ones).
+
+Cost. The emission is a softmax over V for every (i,j) cell: S times RNNsearch's output layer.
+Its input is shared: the s_i/y part U_o s_i + V_o E y_{i-1} once per step (B,T,2L), the source
+part C_o h_j once per sentence (B,S,2L) (``contexts.Cursors.memory``); a cell adds the two. The
+softmax runs chunk by chunk over cells (SOFTMAX_CHUNK_ROWS), so no (N,V) array exists; the
+backward recomputes each chunk's logits, because every posterior needs all the emissions first.
+
+Band (``cfg.band`` > 0, training only): the emissions of only the 2*band+1 cells around the
+diagonal j = (i+1) S_b // T_b - 1 (which is S_b-1 at the last step, so one trajectory always
+stays inside); the other cells count as impossible. The loss is then -log of the sum over the
+in-band trajectories, an upper bound of the exact loss. Decoding always uses every source
+position (the target length is not known while searching), and so does ``posterior``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+from . import model
+from .backend import Array, namespace
+from .contexts import CONTEXTS, Encoded
+from .data.vocab import EOS_ID
+from .nn.cursors import (
+    cursors_backward,
+    cursors_forward,
+    cursors_posterior,
+    log_transition,
+    logsumexp,
+    stop_logits_backward,
+    stop_logits_forward,
+)
+from .nn.embedding import embedding_forward
+from .nn.gru import gru_step_backward, gru_step_forward
+from .nn.output import (
+    maxout_backward,
+    maxout_forward,
+    target_log_softmax,
+    target_log_softmax_backward,
+)
+
+
+def cell_positions(band: int, lengths: Array, tgt_mask: Array, S: int) -> Array:
+    """The source position of every cell whose emission is computed, (B,T,W) integer: all of
+    0..S-1 (W = S) without a band, else center + (-band..band) with the diagonal
+    center_bi = clip((i+1) S_b // T_b - 1, 0, S_b-1). Positions outside 0..S-1 match no word."""
+    xp = namespace(lengths)
+    B, T = tgt_mask.shape
+    if band == 0 or 2 * band + 1 >= S:
+        j = xp.arange(S, dtype=lengths.dtype, device=lengths.device)
+        return xp.broadcast_to(j[None, None, :], (B, T, S))
+    tlen = xp.sum(xp.astype(tgt_mask > 0, lengths.dtype), axis=1)        # (B,) T_b
+    i = xp.arange(T, dtype=lengths.dtype, device=lengths.device)         # (T,)
+    center = (i[None, :] + 1) * lengths[:, None] // xp.clip(tlen, min=1)[:, None] - 1  # (B,T)
+    center = xp.clip(center, min=xp.zeros_like(center), max=lengths[:, None] - 1)
+    offs = xp.arange(-band, band + 1, dtype=lengths.dtype, device=lengths.device)  # (W,)
+    return center[:, :, None] + offs                                     # (B,T,W)
+
+
+class EmissionCache(NamedTuple):
+    onehot: Array   # (B,T,W,S) bool: cell (b,i,o) is source position j
+    t: Array        # (N,L) maxout outputs
+    first: Array    # (N,L) maxout winners
+    lse: Array      # (N,) log-partitions
+    y: Array        # (N,) targets
+
+
+def emissions_forward(
+    packed: dict[str, Array], g: Array, hout: Array, pos: Array, y: Array
+) -> tuple[Array, EmissionCache]:
+    """le_ij = log softmax(W_o maxout(g_i + hout_j) + b_o)[y_i] on the cells.
+
+    g (B,T,2L) = U_o s_i + V_o E y_{i-1}; hout (B,S,2L) = C_o h_j; pos (B,T,W) cell positions;
+    y (B,T) targets. Returns the grid le (B,T,S), -inf on cells not computed, and the cache."""
+    xp = namespace(g)
+    B, T, W = pos.shape
+    S, L2 = hout.shape[1], hout.shape[2]
+    j = xp.arange(S, dtype=pos.dtype, device=pos.device)
+    onehot = pos[..., None] == j                                           # (B,T,W,S)
+    gather = xp.reshape(xp.astype(onehot, g.dtype), (B, T * W, S))         # (B,TW,S)
+    t_tilde = xp.reshape(gather @ hout, (B, T, W, L2)) + g[:, :, None, :]  # (B,T,W,2L) the sum
+    t, first = maxout_forward(xp.reshape(t_tilde, (B * T * W, L2)))      # (N,L) maxout
+    y_cells = xp.reshape(xp.broadcast_to(y[:, :, None], (B, T, W)), (B * T * W,))  # (N,)
+    le, lse = [], []
+    N, rows = B * T * W, model.SOFTMAX_CHUNK_ROWS
+    for a in range(0, N, rows):
+        z = min(a + rows, N)                                              # cells a..z-1
+        logits = t[a:z, ...] @ packed["W_o"] + packed["b_o"]              # (n,V)
+        le_c, lse_c = target_log_softmax(logits, y_cells[a:z])            # (n,), (n,)
+        le.append(le_c)
+        lse.append(lse_c)
+    le_cells = xp.reshape(xp.concat(le), (B, T, W, 1))                    # (B,T,W,1)
+    ninf = xp.full(onehot.shape, -xp.inf, dtype=g.dtype, device=g.device)
+    grid = xp.max(xp.where(onehot, le_cells, ninf), axis=2)               # (B,T,S) -inf off cells
+    return grid, EmissionCache(onehot, t, first, xp.concat(lse), y_cells)
+
+
+def emissions_backward(
+    dgrid: Array, cache: EmissionCache, packed: dict[str, Array], grads: dict[str, Array]
+) -> tuple[Array, Array]:
+    """dgrid (B,T,S) -> dg (B,T,2L), dhout (B,S,2L); dW_o, db_o into ``grads``."""
+    xp = namespace(dgrid)
+    onehot, t, first, lse, y = cache
+    B, T, W, S = onehot.shape
+    hot = xp.astype(onehot, dgrid.dtype)                                   # (B,T,W,S)
+    dle = xp.reshape(xp.sum(hot * dgrid[:, :, None, :], axis=3), (B * T * W,))  # (N,) per cell
+    W_o, dts = packed["W_o"], []
+    N, rows = B * T * W, model.SOFTMAX_CHUNK_ROWS
+    for a in range(0, N, rows):
+        z = min(a + rows, N)                                               # cells a..z-1
+        t_c = t[a:z, ...]                                                  # (n,L)
+        logits = t_c @ W_o + packed["b_o"]                                 # (n,V) recomputed
+        dlogits = target_log_softmax_backward(dle[a:z], logits, lse[a:z], y[a:z])  # (n,V)
+        grads["W_o"] += t_c.T @ dlogits                                    # (L,V)
+        grads["b_o"] += xp.sum(dlogits, axis=0)                            # (V,)
+        dts.append(dlogits @ W_o.T)                                        # (n,L)
+    dt_tilde = maxout_backward(xp.concat(dts, axis=0), first)             # (N,2L)
+    L2 = dt_tilde.shape[1]
+    dt_tilde = xp.reshape(dt_tilde, (B, T, W, L2))
+    scatter = xp.permute_dims(xp.reshape(hot, (B, T * W, S)), (0, 2, 1))  # (B,S,TW)
+    return xp.sum(dt_tilde, axis=2), scatter @ xp.reshape(dt_tilde, (B, T * W, L2))
+
+
+class _Forward(NamedTuple):
+    enc: Encoded
+    enc_cache: tuple
+    y_prev: Array      # (T,B)
+    ey: Array          # (T,B,E)
+    s_all: Array       # (T,B,H) s_1..s_T
+    gru_caches: list
+    stop_cache: Any
+    emission_cache: EmissionCache
+    dp_cache: Any
+    logz: Array        # (B,) log p(y_b | x_b)
+
+
+def _forward(packed: dict[str, Array], cfg: model.Config, batch: Any) -> _Forward:
+    """Encoder, decoder states, stop logits, emissions and the forward algorithm."""
+    xp = namespace(packed["E_src"])
+    enc, s0, enc_cache = model.encode(packed, cfg, batch.src, batch.src_mask)
+    keys, hout = enc.memory                                               # (B,S,A), (B,S,2L)
+    B, T = batch.tgt.shape
+    S, H = keys.shape[1], cfg.hidden
+    _, y_prev, ey, xproj = model.decoder_inputs(packed, batch.tgt)       # (T,B,3H) W.. E y + b..
+    s = s0
+    s_all = xp.empty((T, B, H), dtype=s0.dtype, device=s0.device)
+    gru_caches = []
+    for i in range(T):                                                    # s_i = GRU(s_{i-1}, E y)
+        s, cache = gru_step_forward(xproj[i, ...], s, packed["dec.U_zr"], packed["dec.U"])
+        s_all[i, ...] = s
+        gru_caches.append(cache)
+    s_bt = xp.permute_dims(s_all, (1, 0, 2))                              # (B,T,H)
+    ey_bt = xp.permute_dims(ey, (1, 0, 2))                                # (B,T,E)
+    u, stop_cache = stop_logits_forward(s_bt @ packed["W_stop"], keys, packed["v_stop"],
+                                        packed["b_stop"])                 # (B,T,S) u_ij
+    g = s_bt @ packed["U_o"] + ey_bt @ packed["V_o"]                      # (B,T,2L) once per i
+    tmask = xp.astype(batch.tgt_mask, s0.dtype)                           # (B,T)
+    pos = cell_positions(cfg.band, enc.lengths, tmask, S)                 # (B,T,W)
+    le, emission_cache = emissions_forward(packed, g, hout, pos, batch.tgt)  # (B,T,S)
+    logz, dp_cache = cursors_forward(le, u, enc.lengths, tmask)          # (B,) forward algorithm
+    return _Forward(enc, enc_cache, y_prev, ey, s_all, gru_caches, stop_cache, emission_cache,
+                    dp_cache, logz)
+
+
+def loss(packed: dict[str, Array], cfg: model.Config, batch: Any,
+         grads: dict[str, Array] | None = None) -> Array:
+    """-sum_b log p(y_b | x_b) / (real target tokens), a 0-d array; with ``grads`` (zeros, the
+    params' keys) the gradients are accumulated into it by the backward below."""
+    xp = namespace(packed["E_src"])
+    f = _forward(packed, cfg, batch)
+    ntok = xp.sum(xp.astype(batch.tgt_mask, f.logz.dtype))
+    if grads is not None:
+        _backward(packed, cfg, f, xp.full_like(f.logz, -1.0) / ntok, grads)
+    return -xp.sum(f.logz) / ntok
+
+
+def _backward(packed: dict[str, Array], cfg: model.Config, f: _Forward, dlogz: Array,
+              grads: dict[str, Array]) -> None:
+    """Backward of ``_forward`` from dlogz (B,), accumulating into ``grads``."""
+    xp = namespace(dlogz)
+    T, B, H = f.s_all.shape
+    dle, du = cursors_backward(dlogz, f.dp_cache)                         # (B,T,S) posteriors
+    # forward: u = v_stop^T tanh(s W_stop + U_stop h) + b_stop
+    dq, dkeys, dv, db = stop_logits_backward(du, f.stop_cache, packed["v_stop"])
+    grads["v_stop"] += dv
+    grads["b_stop"] += db
+    s_flat = xp.reshape(xp.permute_dims(f.s_all, (1, 0, 2)), (B * T, H))  # (BT,H) batch-major
+    ey_flat = xp.reshape(xp.permute_dims(f.ey, (1, 0, 2)), (B * T, f.ey.shape[2]))  # (BT,E)
+    dq = xp.reshape(dq, (B * T, dq.shape[2]))                             # (BT,A)
+    grads["W_stop"] += s_flat.T @ dq
+    # forward: g = U_o s_i + V_o E y_{i-1}; the emissions
+    dg, dhout = emissions_backward(dle, f.emission_cache, packed, grads)  # (B,T,2L), (B,S,2L)
+    dg = xp.reshape(dg, (B * T, dg.shape[2]))                             # (BT,2L)
+    grads["U_o"] += s_flat.T @ dg
+    grads["V_o"] += ey_flat.T @ dg
+    ds_all = xp.permute_dims(xp.reshape(dq @ packed["W_stop"].T + dg @ packed["U_o"].T,
+                                        (B, T, H)), (1, 0, 2))            # (T,B,H)
+    dey = xp.reshape(xp.permute_dims(xp.reshape(dg @ packed["V_o"].T, (B, T, -1)), (1, 0, 2)),
+                     (T * B, -1))                                         # (TB,E) time-major
+    dxproj = xp.empty((T, B, 3 * H), dtype=dlogz.dtype, device=dlogz.device)
+    ds = xp.zeros((B, H), dtype=dlogz.dtype, device=dlogz.device)
+    for i in range(T - 1, -1, -1):
+        dxproj[i, ...], ds = gru_step_backward(ds + ds_all[i, ...], f.gru_caches[i],
+                                               packed["dec.U_zr"], packed["dec.U"])
+    model.decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads)
+    dannotations = CONTEXTS["cursors"].memory_backward((dkeys, dhout), f.enc.annotations,
+                                                       packed, grads)
+    model.encode_backward(packed, f.enc_cache, dannotations, ds, grads)
+
+
+def posterior(packed: dict[str, Array], cfg: model.Config, batch: Any) -> Array:
+    """The smoothed posterior of the source cursor, gamma_i(j) = p(a_i = j | y, x) (B,T,S), by
+    forward-backward over every source position (no band); 0 on padded steps."""
+    return cursors_posterior(_forward(packed, replace(cfg, band=0), batch).dp_cache)
+
+
+class CursorState(NamedTuple):
+    """The decoder state of one hypothesis after step i-1, all (B,...) for beam reordering."""
+
+    s: Array      # (B,H)   s_{i-1}
+    pred: Array   # (B,S)   log p(a_{i-1}=j | y_<i-1, x), the cursor before y_{i-1} was seen
+    t: Array      # (B,S,L) maxout outputs of step i-1 at every j (to score y_{i-1})
+    lse: Array    # (B,S)   their log-partitions
+
+
+def decoder_step(packed: dict[str, Array], cfg: model.Config, enc: Encoded, y_prev: Array,
+                 state: Any, i: int) -> tuple[Array, CursorState, Array]:
+    """One step of the exact marginal, for greedy and beam search.
+
+    The state carries the forward vector; with y_{i-1} = y_prev it becomes the filtering
+    posterior f(k) = p(a_{i-1}=k | y_<i, x) (a_{-1} = 0 at i = 0, when ``state`` is s_0), then
+
+        pred(j) = log sum_k f(k) p(a_i=j | a_{i-1}=k)                    log p(a_i=j | y_<i, x)
+        log p(y_i=v | y_<i, x) = logsumexp_j (pred(j) + log p(v | a_i=j))    v != </s>
+        log p(y_i=</s> | y_<i, x) = pred(S_b-1) + log p(</s> | a_i=S_b-1)    the end constraint
+
+    so a hypothesis' summed scores are its exact log p(y | x) (the trajectories ending at the
+    last source word once </s> is out). Returns those (B,V), the new state and the cursor's
+    predictive distribution p(a_i | y_<i, x) (B,S) as the alignment."""
+    xp = namespace(y_prev)
+    keys, hout = enc.memory                                               # (B,S,A), (B,S,2L)
+    B, S = enc.mask.shape
+    dtype = enc.mask.dtype
+    j = xp.arange(S, dtype=enc.lengths.dtype, device=enc.lengths.device)
+    if i == 0:
+        s_prev = state                                                    # (B,H) s_0
+        zero = xp.zeros((B, S), dtype=dtype, device=enc.mask.device)
+        filt = xp.where(j == 0, zero, xp.full_like(zero, -xp.inf))        # (B,S) a_{-1} = 0
+    else:
+        s_prev, pred, t, lse = state
+        w = xp.permute_dims(xp.take(packed["W_o"], y_prev, axis=1), (1, 0))  # (B,L) W_o[:, y]
+        le = (t @ w[:, :, None])[:, :, 0] + xp.take(packed["b_o"], y_prev)[:, None] - lse
+        filt = pred + le                                                  # (B,S) joint with y_{i-1}
+        filt = filt - logsumexp(filt, axis=1)[:, None]                    # (B,S) filtering
+    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (B,E)
+    s, _ = gru_step_forward(ey @ packed["dec.W_x"] + packed["dec.b_x"], s_prev,
+                            packed["dec.U_zr"], packed["dec.U"])          # (B,H) s_i
+    u, _ = stop_logits_forward((s @ packed["W_stop"])[:, None, :], keys, packed["v_stop"],
+                               packed["b_stop"])                          # (B,1,S)
+    lt = log_transition(u[:, 0, :], enc.lengths)                          # (B,S,S)
+    pred = logsumexp(filt[:, :, None] + lt, axis=1)                       # (B,S) p(a_i | y_<i)
+    g = s @ packed["U_o"] + ey @ packed["V_o"]                            # (B,2L)
+    L2 = g.shape[1]
+    t, _ = maxout_forward(xp.reshape(g[:, None, :] + hout, (B * S, L2)))  # (BS,L)
+    t = xp.reshape(t, (B, S, L2 // 2))                                    # (B,S,L)
+    acc = xp.full((B, packed["b_o"].shape[0]), -xp.inf, dtype=dtype, device=enc.mask.device)
+    lse_cols, eos_cols = [], []
+    for k in range(S):                                                    # mix over positions
+        logits = t[:, k, :] @ packed["W_o"] + packed["b_o"]               # (B,V)
+        lse_k = logsumexp(logits, axis=1)                                 # (B,)
+        acc = xp.logaddexp(acc, pred[:, k, None] + logits - lse_k[:, None])
+        lse_cols.append(lse_k)
+        eos_cols.append(logits[:, EOS_ID] - lse_k)
+    lse = xp.stack(lse_cols, axis=1)                                      # (B,S)
+    at_end = j == enc.lengths[:, None] - 1                                # (B,S)
+    end = pred + xp.stack(eos_cols, axis=1)                               # (B,S)
+    eos = xp.sum(xp.where(at_end, end, xp.zeros_like(end)), axis=1)       # (B,)
+    v = xp.arange(acc.shape[1], device=acc.device)
+    logp = xp.where(v == EOS_ID, eos[:, None], acc)                       # (B,V)
+    return logp, CursorState(s, pred, t, lse), xp.exp(pred)
