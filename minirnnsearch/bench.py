@@ -3,9 +3,11 @@
     python -m minirnnsearch.bench --preset small        # B 64, S 20, T 20, E 128, H 256, V 8000
     python -m minirnnsearch.bench --preset paper        # B 80, S 30, T 30, E 620, H 1000, V 30000
 
-Prints one JSON line: target tokens/s and ms per training step (forward, backward, clipping,
-Adam; the median of the timed steps after a warm-up), beam-decoding sentences/s (T output tokens
-each: </s> is switched off so every run does the same work), the peak resident
+    python -m minirnnsearch.bench --variant rnnsearch cursors   # both, steps interleaved
+
+Prints one JSON line per variant: target tokens/s and ms per training step (forward, backward,
+clipping, Adam; the median of the timed steps after a warm-up), beam-decoding sentences/s (T
+output tokens each: </s> is switched off so every run does the same work), the peak resident
 memory of the process, the model's FLOPs per step from the analytic count in ``train_flops``, the
 achieved GFLOP/s, and the machine's own float32 matmul GFLOP/s measured in the same run with
 their ratio.
@@ -47,12 +49,22 @@ def train_flops(cfg: model.Config, B: int, S: int, T: int) -> int:
                               recurrent T (2 B H 2H + 2 B H H)
       attention, per step:    q = W_a s: 2 B H A         scores v_a: 2 B S A   context: 2 B S 2H
       deep output:            2 T B (H + E + 2H) 2L      softmax W_o: 2 T B L V
+    cursors, instead of the context, attention and deep output (W = S cells per step, or
+    2*band+1 with a band):
+      stop scores:            2 B S 2H A + 2 T B H A     emission inputs 2 T B (H + E) 2L
+      C_o h_j:                2 B S 2H 2L                cells C_o h_j: 2 B T W S 2L
+      softmax W_o:            2 B T W L V (the backward's recomputed logits are not counted)
     Backward: every product y = x W has two of the same size (dx and dW): twice the forward.
     """
     E, H, A, L, V = cfg.emb, cfg.hidden, cfg.align, cfg.maxout, cfg.tgt_vocab
     gru = 2 * B * H * 2 * H + 2 * B * H * H                    # one recurrent step
     fwd = 2 * (2 * S * B * E * 3 * H + S * gru) + 2 * B * H * H
     fwd += 2 * T * B * E * 3 * H + T * gru
+    if cfg.variant == "cursors":
+        W = S if cfg.band == 0 else min(S, 2 * cfg.band + 1)
+        fwd += 2 * B * S * 2 * H * A + 2 * T * B * H * A + 2 * T * B * (H + E) * 2 * L
+        fwd += 2 * B * S * 2 * H * 2 * L + 2 * B * T * W * S * 2 * L + 2 * B * T * W * L * V
+        return 3 * fwd
     if cfg.variant == "rnnsearch":
         fwd += 2 * B * S * 2 * H * A + 2 * T * B * 2 * H * 3 * H
         fwd += T * (2 * B * H * A + 2 * B * S * A + 2 * B * S * 2 * H)
@@ -77,34 +89,48 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> list[dict]:
+    """One result dict per variant of ``args.variant``; their training steps interleaved (one
+    step of each in turn, so that the machine's load falls on all alike), medians compared."""
     backend = get_backend(args.device)
-    cfg = model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=args.variant,
-                       emb=args.emb, hidden=args.hidden, align=args.align, maxout=args.maxout)
     rng = np.random.default_rng(0)
     B, S, T = args.batch, args.src_len, args.tgt_len
     # lengths S and T with </s>: S-1 and T-1 random words
     host = make_batch([list(rng.integers(4, args.vocab, S - 1)) for _ in range(B)],
                       [list(rng.integers(4, args.vocab, T - 1)) for _ in range(B)])
     batch = host.to(backend)
-    params = model.init_params(cfg, backend, seed=0)
-    opt = make_optimizer("adam", params)
+    cfgs = [model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=v, emb=args.emb,
+                         hidden=args.hidden, align=args.align, maxout=args.maxout,
+                         band=args.band if v == "cursors" else 0) for v in args.variant]
+    params = [model.init_params(cfg, backend, seed=0) for cfg in cfgs]
+    opts = [make_optimizer("adam", p) for p in params]
 
-    def step() -> None:
-        loss, grads = model.loss_and_grads(params, cfg, batch)
+    def step(k: int) -> None:
+        loss, grads = model.loss_and_grads(params[k], cfgs[k], batch)
         clip_grad_norm(grads, 1.0)
-        opt.step(params, grads)
+        opts[k].step(params[k], grads)
         to_host(loss)  # wait for the device
 
     for _ in range(args.warmup):
-        step()
-    times = []
+        for k in range(len(cfgs)):
+            step(k)
+    times: list[list[float]] = [[] for _ in cfgs]
     for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
+        for k in range(len(cfgs)):
+            t0 = time.perf_counter()
+            step(k)
+            times[k].append(time.perf_counter() - t0)
+    mm = matmul_gflops(backend)
+    results = []
+    for cfg, p, ts in zip(cfgs, params, times, strict=True):
+        results.append(_result(args, backend, cfg, p, batch, statistics.median(ts), mm))
+    return results
 
+
+def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, params: dict,
+            batch: object, step_s: float, mm: float) -> dict:
+    """Decoding speed of one variant and its line of numbers."""
+    B, S, T = args.batch, args.src_len, args.tgt_len
     # Decoding: </s> made impossible so that every sentence takes exactly T steps of beam search.
     packed = model.pack_params(params)
     packed["b_o"] = packed["b_o"] - backend.asarray(
@@ -122,11 +148,10 @@ def run(args: argparse.Namespace) -> dict:
     decode_s = time.perf_counter() - t0
 
     flops = train_flops(cfg, B, S, T)
-    mm = matmul_gflops(backend)
     achieved = flops / step_s / 1e9
     return dict(
-        device=backend.name, variant=cfg.variant, batch=B, src_len=S, tgt_len=T, emb=cfg.emb,
-        hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout, vocab=args.vocab,
+        device=backend.name, variant=cfg.variant, band=cfg.band, batch=B, src_len=S, tgt_len=T,
+        emb=cfg.emb, hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout, vocab=args.vocab,
         steps=args.steps, ms_per_step=round(1000 * step_s, 1),
         target_tokens_per_s=round(B * T / step_s, 1),
         decode_sentences_per_s=round(n_dec / decode_s, 2), beam=args.beam,
@@ -141,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small")
     for name in ("batch", "src-len", "tgt-len", "emb", "hidden", "align", "maxout", "vocab"):
         ap.add_argument(f"--{name}", type=int, help="overrides the preset")
-    ap.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
+    ap.add_argument("--variant", nargs="+", default=["rnnsearch"], choices=model.VARIANTS,
+                    help="one or more; their training steps are interleaved, and with several "
+                         "a last line gives each one's ms per step over the first's")
+    ap.add_argument("--band", type=int, default=0,
+                    help="cursors: emissions within +-BAND of the diagonal (0: all positions)")
     ap.add_argument("--steps", type=int, default=10, help="timed training steps")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--beam", type=int, default=5)
@@ -152,7 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    print(json.dumps(run(args)))
+    results = run(args)
+    for r in results:
+        print(json.dumps(r), flush=True)
+    if len(results) > 1:
+        first = results[0]["ms_per_step"]
+        print(json.dumps({"ms_per_step_over_" + results[0]["variant"]:
+                          {r["variant"]: round(r["ms_per_step"] / first, 2) for r in results}}))
     return 0
 
 

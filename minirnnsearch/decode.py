@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import model
+from . import cursor_model, model
 from .backend import Array, Backend, backend_of, namespace, to_host, topk
 from .contexts import select
 from .data.batching import make_batch
@@ -238,4 +238,25 @@ def decode_sentences(packed: dict[str, Array], cfg: model.Config, backend: Backe
             out[k] = hs
         if on_batch is not None:
             on_batch(len(idx))
+    return out
+
+
+def smooth_cursor_alignments(packed: dict[str, Array], cfg: model.Config, backend: Backend,
+                             sentences: list[list[int]], hyps: list[list[Hypothesis]],
+                             batch_size: int = 32) -> list[list[Hypothesis]]:
+    """For the cursors: each finished hypothesis' alignment rows replaced by the smoothed
+    posterior of the source cursor given the whole output, p(a_i = j | y, x) by forward-backward
+    (``cursor_model.posterior``), instead of the search's predictive p(a_i = j | y_<i, x). A
+    hypothesis cut at the maximum length has no end constraint and keeps the predictive rows."""
+    jobs = [(k, n) for k, hs in enumerate(hyps) for n, h in enumerate(hs) if h.finished]
+    out = [list(hs) for hs in hyps]
+    for a in range(0, len(jobs), batch_size):
+        part = jobs[a : a + batch_size]
+        src = [sentences[k] for k, _ in part]
+        tgt = [hyps[k][n].tokens for k, n in part]
+        gamma = to_host(cursor_model.posterior(packed, cfg, make_batch(src, tgt).to(backend)))
+        for b, (k, n) in enumerate(part):
+            h = hyps[k][n]
+            out[k][n] = Hypothesis(h.tokens, h.score, h.logprob,
+                                   gamma[b, : len(h.tokens) + 1, : len(src[b]) + 1], h.finished)
     return out

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("emb", "E, embedding size"), ("hidden", "H, GRU state size"),
                         ("align", "A, alignment hidden size"), ("maxout", "L, maxout units")):
         m.add_argument(f"--{name}", type=int, help=f"{help_} (overrides the preset)")
+    m.add_argument("--band", type=int, default=0,
+                   help="cursors only: in training, emissions only within +-BAND source "
+                        "positions of the diagonal (cheaper, an upper bound of the exact loss); "
+                        "0 (default): every position, the exact marginal")
     t = ap.add_argument_group("training")
     t.add_argument("--batch-size", type=int, default=80,
                    help="sentence pairs per batch (paper: 80)")
@@ -178,7 +182,7 @@ class Trainer:
                      if getattr(args, k) is not None}
             self.cfg = model.Config.from_preset(
                 args.preset, src_vocab=len(self.src_vocab), tgt_vocab=len(self.tgt_vocab),
-                variant=args.variant, **sizes)
+                variant=args.variant, band=args.band, **sizes)
             self.params = model.init_params(self.cfg, self.backend, args.seed)
             if args.lr is None and args.optimizer == "adam":
                 args.lr = ADAM_LR
@@ -329,7 +333,10 @@ class Trainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.band < 0 or (args.band and args.variant != "cursors"):
+        ap.error("--band takes a non-negative integer, and only with --variant cursors")
     try:
         trainer = Trainer(args)
         trainer.train()

@@ -101,6 +101,10 @@ class Translator:
                                        [self.src_vocab.encode(toks[k]) for k in keep],
                                        batch_size, beam, alpha, nbest, on_batch=bar.update)
         bar.close()
+        if self.cfg.variant == "cursors":  # the figure: the cursor's posterior given all of y
+            hyps = decode.smooth_cursor_alignments(
+                self.packed, self.cfg, self.backend,
+                [self.src_vocab.encode(toks[k]) for k in keep], hyps, batch_size)
         for k, hs in zip(keep, hyps, strict=True):
             out[k] = [self._finish(h, toks[k], unk_replace) for h in hs]
         return out

@@ -131,3 +131,71 @@ def test_strict_device_equals_numpy(problem):
     np.testing.assert_allclose(to_host(logz_s), logz, rtol=1e-12)
     for a, b in zip((dle, du), cursors_backward(sb.asarray(dlogz), cache_s), strict=True):
         np.testing.assert_allclose(to_host(b), a, rtol=1e-10, atol=1e-14)
+
+
+# The whole cursors model (cursor_model.py): the band, the smoothed posterior, the config.
+
+def test_band_is_an_upper_bound_and_its_gradients_are_exact():
+    from dataclasses import replace
+
+    from minirnnsearch import gradcheck, model
+
+    cfg, params, batch = gradcheck.tiny_problem("cursors")   # S_b 6, 3, 4 with </s>
+    exact = float(model.loss(params, cfg, batch))
+    wide = float(model.loss(params, replace(cfg, band=3), batch))  # 7 cells >= S: every position
+    assert wide == exact
+    banded = replace(cfg, band=1)
+    loss, grads = model.loss_and_grads(params, banded, batch)
+    assert float(loss) > exact                                # fewer trajectories
+    for name in ("W_stop", "C_o", "dec.U", "W_o", "E_src"):
+        num = numerical_gradient(lambda: float(model.loss(params, banded, batch)), params[name])
+        assert rel_error(grads[name], num) < TOL, name
+
+
+def test_band_cells_follow_the_diagonal_to_the_last_word():
+    from minirnnsearch.cursor_model import cell_positions
+
+    lengths = np.array([6, 2])
+    tmask = (np.arange(4)[None, :] < np.array([3, 4])[:, None]).astype(float)
+    pos = cell_positions(1, lengths, tmask, 6)               # (B,T,3)
+    np.testing.assert_array_equal(pos[0, :3, 1], [1, 3, 5])  # (i+1) 6 // 3 - 1
+    np.testing.assert_array_equal(pos[1, :, 1], [0, 0, 0, 1])  # clipped at 0, ends at S_b-1
+    assert cell_positions(0, lengths, tmask, 6).shape == (2, 4, 6)
+
+
+def test_smoothed_alignment_is_the_posterior_ending_at_the_last_word():
+    from minirnnsearch import decode, gradcheck, model
+    from minirnnsearch.backend import get_backend
+    from minirnnsearch.data.batching import make_batch
+
+    cfg, params, _ = gradcheck.tiny_problem("cursors")
+    packed = model.pack_params(params)
+    src = [[5, 6, 7], [8]]
+    b = make_batch(src, [[] for _ in src])
+    hyps = decode.beam_search(packed, cfg, b.src, b.src_mask, beam=2)
+    hyps[1][0] = decode.Hypothesis([9, 10], 0.0, 0.0, np.zeros((3, 2)), True)  # a known one
+    smoothed = decode.smooth_cursor_alignments(packed, cfg, get_backend("cpu"), src, hyps)
+    checked = 0
+    for s, hs in zip(src, smoothed, strict=True):
+        h = hs[0]
+        if h.finished:
+            assert h.attention.shape == (len(h.tokens) + 1, len(s) + 1)
+            np.testing.assert_allclose(h.attention.sum(axis=1), 1.0, atol=1e-12)
+            assert h.attention[-1, -1] == pytest.approx(1.0)  # </s> from the last source word
+            F = np.cumsum(h.attention, axis=1)                # P(a_i <= m) falls with i:
+            assert np.all(np.diff(F, axis=0) <= 1e-12)        # the cursor only moves forward
+            checked += 1
+    assert checked >= 1 and not np.allclose(smoothed[1][0].attention, 0.0)
+
+
+def test_band_config():
+    from minirnnsearch import model
+
+    cfg = model.Config(src_vocab=10, tgt_vocab=10, variant="cursors", band=2)
+    d = cfg.to_dict()
+    assert model.Config.from_dict(d).band == 2
+    d.pop("band")                                            # a checkpoint from before the band
+    assert model.Config.from_dict(d).band == 0
+    with pytest.raises(ValueError, match="band"):
+        model.Config(src_vocab=10, tgt_vocab=10, band=-1)
+    assert "dec.C_z" not in model.param_shapes(cfg)          # the decoder has no context
