@@ -21,8 +21,8 @@ hidden size (cfg.align), L maxout units, V target vocabulary, W cells per target
 Cost. The emission is a softmax over V for every (i,j) cell: S times RNNsearch's output layer.
 Its input is shared: the s_i/y part U_o s_i + V_o E y_{i-1} once per step (B,T,2L), the source
 part C_o h_j once per sentence (B,S,2L) (``contexts.Cursors.memory``); a cell adds the two. The
-softmax runs chunk by chunk over cells (SOFTMAX_CHUNK_ROWS), so no (N,V) array exists; the
-backward recomputes each chunk's logits, because every posterior needs all the emissions first.
+softmax runs chunk by chunk over cells (``chunk_rows``), so no (N,V) array exists; the backward
+recomputes each chunk's logits, because every posterior needs all the emissions first.
 
 Band (``cfg.band`` > 0, training only): the emissions of only the 2*band+1 cells around the
 diagonal j = (i+1) S_b // T_b - 1 (which is S_b-1 at the last step, so one trajectory always
@@ -57,6 +57,17 @@ from .nn.output import (
     target_log_softmax,
     target_log_softmax_backward,
 )
+
+# Logits per softmax chunk: 256 rows at V = 8192, as model.SOFTMAX_CHUNK_ROWS, but more rows for
+# a small vocabulary, where 256 rows leave the products too small (the built-in corpus has
+# V = 359: 4096 rows took 36 s a step against 59 s with 256, B 32, S = T = 20, on this machine
+# while it was shared, medians of 3 interleaved steps).
+CHUNK_LOGITS = 256 * 8192
+
+
+def chunk_rows(V: int) -> int:
+    """Cells per softmax chunk: at least model.SOFTMAX_CHUNK_ROWS, about CHUNK_LOGITS logits."""
+    return max(model.SOFTMAX_CHUNK_ROWS, CHUNK_LOGITS // V)
 
 
 def cell_positions(band: int, lengths: Array, tgt_mask: Array, S: int) -> Array:
@@ -101,7 +112,7 @@ def emissions_forward(
     t, first = maxout_forward(xp.reshape(t_tilde, (B * T * W, L2)))      # (N,L) maxout
     y_cells = xp.reshape(xp.broadcast_to(y[:, :, None], (B, T, W)), (B * T * W,))  # (N,)
     le, lse = [], []
-    N, rows = B * T * W, model.SOFTMAX_CHUNK_ROWS
+    N, rows = B * T * W, chunk_rows(packed["W_o"].shape[1])
     for a in range(0, N, rows):
         z = min(a + rows, N)                                              # cells a..z-1
         logits = t[a:z, ...] @ packed["W_o"] + packed["b_o"]              # (n,V)
@@ -124,7 +135,7 @@ def emissions_backward(
     hot = xp.astype(onehot, dgrid.dtype)                                   # (B,T,W,S)
     dle = xp.reshape(xp.sum(hot * dgrid[:, :, None, :], axis=3), (B * T * W,))  # (N,) per cell
     W_o, dts = packed["W_o"], []
-    N, rows = B * T * W, model.SOFTMAX_CHUNK_ROWS
+    N, rows = B * T * W, chunk_rows(packed["W_o"].shape[1])
     for a in range(0, N, rows):
         z = min(a + rows, N)                                               # cells a..z-1
         t_c = t[a:z, ...]                                                  # (n,L)

@@ -1,6 +1,7 @@
 """Check every analytic gradient of the model against central finite differences.
 
-    python -m minirnnsearch.gradcheck [--variant all|rnnsearch|encdec|diagonal] [--threshold 1e-6]
+    python -m minirnnsearch.gradcheck [--variant all|rnnsearch|encdec|diagonal|cursors]
+                                      [--threshold 1e-6] [--band 0]
 
 Float64, a tiny model with random parameters (not the paper's near-zero initialisation, so that
 every path carries signal) and a batch of unequal lengths, padded on the source and target side.
@@ -8,7 +9,8 @@ For each parameter it prints the relative error (cs231n's ``rel_error``)
 
     max|a - n| / max(1e-8, max(|a| + |n|))      a analytic, n numerical (h = 1e-5)
 
-and exits 1 if any is above the threshold.
+and exits 1 if any is above the threshold. ``--band`` checks the cursors with their training
+band (source lengths 6, 3 and 4 with </s>: band 1 leaves 3 cells per step).
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
     return grad
 
 
-def tiny_problem(variant: str, seed: int = 0) -> tuple[model.Config, dict, Batch]:
+def tiny_problem(variant: str, seed: int = 0, band: int = 0
+                 ) -> tuple[model.Config, dict, Batch]:
     """A tiny float64 model with random parameters and a batch of unequal lengths (NumPy)."""
     rng = np.random.default_rng(seed)
     cfg = model.Config(src_vocab=11, tgt_vocab=13, variant=variant,
-                       emb=4, hidden=5, align=4, maxout=3)
+                       emb=4, hidden=5, align=4, maxout=3, band=band)
     params = {k: rng.normal(0.0, 0.5, v.shape)
               for k, v in model.init_params(cfg, get_backend("cpu"), seed, "float64").items()}
     src = [list(rng.integers(4, cfg.src_vocab, n)) for n in (5, 2, 3)]
@@ -58,9 +61,9 @@ def tiny_problem(variant: str, seed: int = 0) -> tuple[model.Config, dict, Batch
     return cfg, params, make_batch(src, tgt)
 
 
-def check_model(variant: str, seed: int = 0) -> dict[str, float]:
+def check_model(variant: str, seed: int = 0, band: int = 0) -> dict[str, float]:
     """The relative error of every parameter's gradient for ``variant``, by name."""
-    cfg, params, batch = tiny_problem(variant, seed)
+    cfg, params, batch = tiny_problem(variant, seed, band)
     _, grads = model.loss_and_grads(params, cfg, batch)
     return {name: rel_error(grads[name], numerical_gradient(
                 lambda: float(model.loss(params, cfg, batch)), params[name]))
@@ -73,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", default="all", choices=("all", *model.VARIANTS))
     ap.add_argument("--threshold", type=float, default=1e-6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--band", type=int, default=0, help="the cursors' training band (0: none)")
     args = ap.parse_args(argv)
     variants = model.VARIANTS if args.variant == "all" else (args.variant,)
     worst = 0.0
     for variant in variants:
-        errors = check_model(variant, args.seed)
+        errors = check_model(variant, args.seed, args.band if variant == "cursors" else 0)
         print(f"{variant}: max relative error {max(errors.values()):.2e}")
         for name, err in errors.items():
             flag = "  FAIL" if err > args.threshold else ""

@@ -36,9 +36,9 @@ from .report import (
 )
 from .translation import Translator
 
-ORDER = ("encdec", "diagonal", "rnnsearch")
-LABELS = {"encdec": "RNNencdec (fixed vector)", "diagonal": "diagonal (cursors in step)",
-          "rnnsearch": "RNNsearch (soft alignment)"}
+ORDER = ("encdec", "cursors", "diagonal", "rnnsearch")
+LABELS = {"encdec": "RNNencdec (fixed vector)", "cursors": "cursors (marginalised by DP)",
+          "diagonal": "diagonal (cursors in step)", "rnnsearch": "RNNsearch (soft alignment)"}
 # adjectives after the noun in mirror order, as in the paper's Figure 3
 SENTENCE = "The European economic area does not see the green houses of my friend."
 

@@ -1,9 +1,9 @@
-"""The story command: three variants, the two figures, and reuse of existing runs."""
+"""The story command: every variant, the two figures, and reuse of existing runs."""
 
 from minirnnsearch import story
 
 
-def test_story_trains_three_models_and_draws_both_figures(tmp_path, monkeypatch, capsys):
+def test_story_trains_every_model_and_draws_both_figures(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the built-in corpus is cached under ./.cache
     argv = ["--minutes", "1", "--test-size", "25", "--beam", "2", "--device", "cpu",
             "--out", "runs", "--figures", "figs",
@@ -16,4 +16,4 @@ def test_story_trains_three_models_and_draws_both_figures(tmp_path, monkeypatch,
     for png in ("bleu_by_length.png", "alignment.png"):
         assert (tmp_path / "figs" / png).read_bytes()[:4] == b"\x89PNG"
     assert story.main(argv) == 0
-    assert capsys.readouterr().err.count("reusing runs/") == 3
+    assert capsys.readouterr().err.count("reusing runs/") == len(story.ORDER)
