@@ -293,17 +293,21 @@ def decoder_step(packed: dict[str, Array], cfg: model.Config, enc: Encoded, y_pr
     L2 = g.shape[1]
     t, _ = maxout_forward(xp.reshape(g[:, None, :] + hout, (B * S, L2)))  # (BS,L)
     t = xp.reshape(t, (B, S, L2 // 2))                                    # (B,S,L)
-    acc = xp.full((B, packed["b_o"].shape[0]), -xp.inf, dtype=dtype, device=enc.mask.device)
-    lse_cols, eos_cols = [], []
-    for k in range(S):                                                    # mix over positions
-        logits = t[:, k, :] @ packed["W_o"] + packed["b_o"]               # (B,V)
-        lse_k = logsumexp(logits, axis=1)                                 # (B,)
-        acc = xp.logaddexp(acc, pred[:, k, None] + logits - lse_k[:, None])
-        lse_cols.append(lse_k)
-        eos_cols.append(logits[:, EOS_ID] - lse_k)
-    lse = xp.stack(lse_cols, axis=1)                                      # (B,S)
+    V = packed["b_o"].shape[0]
+    acc = xp.full((B, V), -xp.inf, dtype=dtype, device=enc.mask.device)  # (B,V)
+    lse_parts, eos_parts = [], []
+    P = max(1, CHUNK_LOGITS // (B * V))                                   # positions per chunk
+    for a in range(0, S, P):                                              # mix over positions
+        z = min(a + P, S)
+        logits = t[:, a:z, :] @ packed["W_o"] + packed["b_o"]             # (B,P,V)
+        lse_c = logsumexp(logits, axis=2)                                 # (B,P)
+        lp = pred[:, a:z, None] + logits - lse_c[:, :, None]              # (B,P,V) joint
+        acc = xp.logaddexp(acc, logsumexp(lp, axis=1))                    # (B,V)
+        lse_parts.append(lse_c)
+        eos_parts.append(logits[:, :, EOS_ID] - lse_c)                    # (B,P)
+    lse = xp.concat(lse_parts, axis=1)                                    # (B,S)
     at_end = j == enc.lengths[:, None] - 1                                # (B,S)
-    end = pred + xp.stack(eos_cols, axis=1)                               # (B,S)
+    end = pred + xp.concat(eos_parts, axis=1)                             # (B,S)
     eos = xp.sum(xp.where(at_end, end, xp.zeros_like(end)), axis=1)       # (B,)
     v = xp.arange(acc.shape[1], device=acc.device)
     logp = xp.where(v == EOS_ID, eos[:, None], acc)                       # (B,V)

@@ -199,3 +199,28 @@ def test_band_config():
     with pytest.raises(ValueError, match="band"):
         model.Config(src_vocab=10, tgt_vocab=10, band=-1)
     assert "dec.C_z" not in model.param_shapes(cfg)          # the decoder has no context
+
+
+def test_chunking_changes_no_result(monkeypatch):
+    """Softmax chunks of one cell (training) and one source position (decoding) give the same
+    loss, gradients and step as the default chunks."""
+    from minirnnsearch import cursor_model, gradcheck, model
+
+    cfg, params, batch = gradcheck.tiny_problem("cursors")
+    packed = model.pack_params(params)
+
+    def step():
+        enc, s0, _ = model.encode(packed, cfg, batch.src, batch.src_mask)
+        _, state, _ = model.decoder_step(packed, cfg, enc, batch.tgt[:, 0], s0, 0)
+        return model.decoder_step(packed, cfg, enc, batch.tgt[:, 1], state, 1)
+
+    before = model.loss_and_grads(params, cfg, batch), step()
+    monkeypatch.setattr(cursor_model, "CHUNK_LOGITS", 1)
+    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 1)
+    after = model.loss_and_grads(params, cfg, batch), step()
+    assert float(after[0][0]) == pytest.approx(float(before[0][0]), rel=1e-12)
+    for k in params:
+        np.testing.assert_allclose(after[0][1][k], before[0][1][k], rtol=1e-10, atol=1e-14)
+    for a, b in zip(after[1][:1] + tuple(after[1][1]), before[1][:1] + tuple(before[1][1]),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
