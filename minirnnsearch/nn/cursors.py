@@ -55,9 +55,10 @@ alternative (a prefix sum of alpha_{i-1}(k) - sum_{m<k} log(1-p_stop)) subtracts
 that grow like S * |log(1-p_stop)|, loses every term but the largest to underflow once the
 cursor is confident, and so needs a sequential scan over j to be safe. The O(S^2) form stays
 exact and vectorised, and it costs next to nothing beside the emissions the model computes for
-every (i,j) pair (S * L * V work per pair, against S here). Within lt_i the products
-prod_{m=k}^{j-1} (1 - p_stop) are sums of log(1-p_stop) accumulated from m = k, never
-differences of long prefix sums, so no cancellation either.
+every (i,j) pair (S * L * V work per pair, against S here): measured on this machine, 19 ms
+forward and 8 ms backward at B 64, S = T = 20 in float32, in training steps of seconds.
+Within lt_i the products prod_{m=k}^{j-1} (1 - p_stop) are sums of log(1-p_stop) accumulated
+from m = k, never differences of long prefix sums, so no cancellation either.
 
 Related models: Graves' RNN transducer (2012) marginalises monotone alignments of the same kind
 with a "stay or emit" lattice; Yu et al. (2016), segment-to-segment neural transduction, have a
