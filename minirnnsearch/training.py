@@ -24,6 +24,13 @@ from tqdm import tqdm
 from . import decode, model
 from .backend import Backend, DeviceError, get_backend, to_host
 from .checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
+from .cli import (
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    vocab_size,
+)
 from .data.batching import epoch_batches, filter_by_length, make_batch
 from .data.corpus import builtin_corpus
 from .data.io import DataError, read_parallel
@@ -51,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-tgt", help="training target file")
     d.add_argument("--dev-src", help="development source file, for validation")
     d.add_argument("--dev-tgt", help="development target file (the raw reference for BLEU)")
-    d.add_argument("--max-len", type=int, default=50,
+    d.add_argument("--max-len", type=positive_int, default=50,
                    help="drop training pairs longer than this many tokens (paper: 50)")
-    d.add_argument("--vocab-size", type=int, default=30000,
+    d.add_argument("--vocab-size", type=vocab_size, default=30000,
                    help="words per vocabulary, specials included (paper: 30000)")
     m = ap.add_argument_group("model")
     m.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
@@ -61,28 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model sizes by name (paper: E 620, H 1000, A 1000, L 500)")
     for name, help_ in (("emb", "E, embedding size"), ("hidden", "H, GRU state size"),
                         ("align", "A, alignment hidden size"), ("maxout", "L, maxout units")):
-        m.add_argument(f"--{name}", type=int, help=f"{help_} (overrides the preset)")
+        m.add_argument(f"--{name}", type=positive_int, help=f"{help_} (overrides the preset)")
     t = ap.add_argument_group("training")
-    t.add_argument("--batch-size", type=int, default=80,
+    t.add_argument("--batch-size", type=positive_int, default=80,
                    help="sentence pairs per batch (paper: 80)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
-    t.add_argument("--lr", type=float,
+    t.add_argument("--lr", type=positive_float,
                    help=f"learning rate (default: {ADAM_LR:g} for adam, the optimiser's own "
                         "for adadelta (1.0) and sgd (0.1))")
-    t.add_argument("--clip", type=float, default=1.0,
+    t.add_argument("--clip", type=positive_float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
-    t.add_argument("--epochs", type=int, default=20, help="at most this many epochs")
-    t.add_argument("--max-steps", type=int, help="stop after this many updates in all")
-    t.add_argument("--max-time", type=float, help="stop after this many minutes of this run")
-    t.add_argument("--valid-every", type=int, default=500, help="validate every N updates")
-    t.add_argument("--valid-size", type=int, default=500,
+    t.add_argument("--epochs", type=positive_int, default=20, help="at most this many epochs")
+    t.add_argument("--max-steps", type=positive_int, help="stop after this many updates in all")
+    t.add_argument("--max-time", type=positive_float,
+                   help="stop after this many minutes of this run")
+    t.add_argument("--valid-every", type=positive_int, default=500,
+                   help="validate every N updates")
+    t.add_argument("--valid-size", type=positive_int, default=500,
                    help="translate at most this many dev sentences for BLEU at each validation")
-    t.add_argument("--patience", type=int, default=5,
+    t.add_argument("--patience", type=positive_int, default=5,
                    help="stop after this many validations without a better dev BLEU")
-    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--seed", type=non_negative_int, default=1234)
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    t.add_argument("--out", default="runs/default", help="run directory (checkpoints, log)")
+    t.add_argument("--out", type=output_dir, default="runs/default",
+                   help="run directory (checkpoints, log)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, exactly: the run's "
                         "own model, seed, batch size, --max-len and optimiser are kept")

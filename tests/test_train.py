@@ -136,3 +136,45 @@ def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
         == 130
     assert "saved" in capsys.readouterr().err
     assert checkpoint.load_checkpoint(tmp_path, "last")[2]["step"] == 4
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--batch-size", "0", "must be at least 1, got 0"),
+    ("--hidden", "0", "must be at least 1, got 0"),
+    ("--emb", "-8", "must be at least 1, got -8"),
+    ("--lr", "-1", "must be more than 0, got -1"),
+    ("--lr", "0", "must be more than 0, got 0"),
+    ("--clip", "0", "must be more than 0, got 0"),
+    ("--max-len", "0", "must be at least 1, got 0"),
+    ("--vocab-size", "4", "must be at least 5 (the 4 special tokens and one word), got 4"),
+    ("--epochs", "0", "must be at least 1, got 0"),
+    ("--max-steps", "0", "must be at least 1, got 0"),
+    ("--max-time", "-5", "must be more than 0, got -5"),
+    ("--valid-every", "0", "must be at least 1, got 0"),
+    ("--valid-size", "0", "must be at least 1, got 0"),
+    ("--patience", "0", "must be at least 1, got 0"),
+    ("--seed", "-1", "must be at least 0, got -1"),
+    ("--max-steps", "ten", "must be an integer, got 'ten'"),
+    ("--lr", "nan", "must be a finite number, got 'nan'"),
+])
+def test_bad_flags_get_one_line_from_argparse(corpus, tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as e:
+        training.main(args(corpus, tmp_path / "r", flag, value))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"train.py: error: argument {flag}: {message}"
+    assert "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def test_out_naming_a_file_is_refused(corpus, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    for out, message in ((tmp_path / "notes.txt", "is an existing file, not a directory"),
+                         (tmp_path / "notes.txt" / "run", "(in ")):
+        with pytest.raises(SystemExit) as e:
+            training.main(args(corpus, out))
+        assert e.value.code == 2
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith(f"train.py: error: argument --out: {tmp_path / 'notes.txt'}")
+        assert message in last
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
