@@ -4,16 +4,21 @@ One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json``
 state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
-bit for bit.
+bit for bit. Ctrl-C and SIGTERM both save ``last`` and say how to resume (exit status 130 and
+143); at start-up, checkpoint temporaries left by runs killed outright are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,13 @@ from tqdm import tqdm
 
 from . import decode, model
 from .backend import Backend, DeviceError, get_backend, to_host
-from .checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_exists,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from .cli import (
     non_negative_int,
     output_dir,
@@ -46,6 +57,36 @@ ADAM_LR = 3e-3
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (NaN loss, bad options); the message is one line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A signal other than Ctrl-C's (SIGTERM) taking Ctrl-C's path: save ``last``, say how to
+    resume, exit with status 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def sigterm_like_ctrl_c() -> Iterator[None]:
+    """Within: SIGTERM (what SLURM, Kubernetes, ``timeout`` and systemd send before killing)
+    raises ``Terminated``, as Ctrl-C raises KeyboardInterrupt. The previous handler is back on
+    the way out. As Python does for SIGINT, a SIGTERM the process was started ignoring stays
+    ignored; and signal handlers belong to the main thread: elsewhere this changes nothing."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN):
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +301,10 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         args = self.args
         self.out.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_temporaries(self.out)
+        if stale:
+            print(f"{self.out}: removed {len(stale)} temporary files of ended runs' unfinished "
+                  f"saves ({', '.join(p.name for p in stale)})", file=sys.stderr)
         start = time.perf_counter()
         max_steps = args.max_steps if args.max_steps is not None else math.inf
         log_every = 20
@@ -319,14 +364,15 @@ class Trainer:
                         break
                 if self.pos >= len(batches):
                     self.epoch, self.pos = self.epoch + 1, 0
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             bar.close()
+            why = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
             if loss_steps and not math.isfinite(float(to_host(loss_sum))):
-                print(f"interrupted; the loss was not finite, so nothing was saved in {self.out}",
+                print(f"{why}; the loss was not finite, so nothing was saved in {self.out}",
                       file=sys.stderr)
             else:
                 self.save("last")
-                print(f"interrupted: saved {self.out / 'last.npz'} at step {self.step}; "
+                print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
                       f"continue with --resume --out {self.out}", file=sys.stderr)
             raise
         bar.close()
@@ -341,12 +387,15 @@ class Trainer:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        trainer = Trainer(args)
-        trainer.train()
+        with sigterm_like_ctrl_c():
+            trainer = Trainer(args)
+            trainer.train()
     except (DataError, CheckpointError, DeviceError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:
+        return 128 + e.signum  # 143, as if the signal had ended the process
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT  # 130
     return 0
 

@@ -1,6 +1,10 @@
 """train.py end to end on a tiny corpus: exact resume, the log, and every bad input."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -178,3 +182,89 @@ def test_out_naming_a_file_is_refused(corpus, tmp_path, capsys):
         assert last.startswith(f"train.py: error: argument --out: {tmp_path / 'notes.txt'}")
         assert message in last
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, monkeypatch):
+    """SIGTERM really delivered to this process at the 5th update: ``last`` holds step 4, the
+    message says how to resume, exit status 143, the previous handler is back, and the run
+    resumes from there."""
+    real, calls = model.loss_and_grads, []
+
+    def terminated(params, batch, cfg):
+        calls.append(1)
+        if len(calls) == 5:
+            signal.raise_signal(signal.SIGTERM)
+        return real(params, batch, cfg)
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(model, "loss_and_grads", terminated)
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "20",
+                              "--valid-every", "100")) == 143
+    err = capsys.readouterr().err
+    assert (f"stopped by SIGTERM: saved {tmp_path / 'b' / 'last.npz'} at step 4; "
+            f"continue with --resume --out {tmp_path / 'b'}") in err
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["step"] == 4
+    monkeypatch.undo()
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "5", "--resume")) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["step"] == 5
+
+
+@pytest.mark.parametrize(("sig", "status", "said"), [
+    (signal.SIGTERM, 143, "stopped by SIGTERM: saved"),
+    (signal.SIGINT, 130, "interrupted: saved"),
+])
+def test_signal_from_outside_saves_last(corpus, tmp_path, sig, status, said):
+    """A training process sent SIGTERM (what SLURM, Kubernetes, ``timeout`` and systemd send)
+    or SIGINT (Ctrl-C) by another process once it has validated: both save ``last``, say how to
+    resume and exit with 128 + the signal's number."""
+    out = tmp_path / "run"
+    # the child starts from the signal handlers a shell gives (a test runner may ignore SIGINT)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+            "from minirnnsearch.training import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code,
+         *args(corpus, out, "--max-time", "3", "--patience", "1000000")],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "log.jsonl").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no validation within 2 minutes"
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, err
+    assert said in err and f"continue with --resume --out {out}" in err
+    assert "Traceback" not in err
+    assert checkpoint.load_checkpoint(out, "last")[2]["step"] >= 3
+
+
+def test_stale_temporaries_of_dead_runs_are_removed_at_start(corpus, tmp_path, capsys):
+    """What ``kill -9`` during a save leaves: temporaries named with the pid of a process that
+    is gone are removed at the next start; one of a live process and other files stay."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        tmp_path.mkdir(exist_ok=True)
+        dead = [tmp_path / f".last.npz.{ended.pid}.tmp", tmp_path / f".best.json.{ended.pid}.tmp"]
+        kept = [tmp_path / f".last.npz.{alive.pid}.tmp", tmp_path / "notes.tmp",
+                tmp_path / f".notes.txt.{ended.pid}.tmp", tmp_path / f"last.npz.{ended.pid}.tmp"]
+        for p in dead + kept:
+            p.write_bytes(b"PK\x03\x04 half")
+        assert training.main(args(corpus, tmp_path, "--max-steps", "3")) == 0
+        assert alive.poll() is None
+    finally:
+        alive.kill()
+        alive.wait()
+    assert not any(p.exists() for p in dead)
+    assert all(p.exists() for p in kept)
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: removed 2 temporary files of ended runs' unfinished saves" in err
+    assert dead[0].name in err and dead[1].name in err
