@@ -342,6 +342,8 @@ class Trainer:
                         stop = f"--max-steps {args.max_steps} reached"
                     elif args.max_time is not None and elapsed >= 60 * args.max_time:
                         stop = f"--max-time {args.max_time:g} minutes reached"
+                    elif self.pos == len(batches) and self.epoch + 1 >= args.epochs:
+                        stop = f"{args.epochs} epochs done"  # validated and saved below
                     validating = self.step % args.valid_every == 0 or bool(stop)
                     if validating or self.step % log_every == 0 or self.pos == len(batches):
                         # one host sync per log interval, and always before anything is saved

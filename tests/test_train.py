@@ -268,3 +268,16 @@ def test_stale_temporaries_of_dead_runs_are_removed_at_start(corpus, tmp_path, c
     err = capsys.readouterr().err
     assert f"{tmp_path}: removed 2 temporary files of ended runs' unfinished saves" in err
     assert dead[0].name in err and dead[1].name in err
+
+
+def test_the_last_epoch_ends_with_a_validation_and_both_checkpoints(corpus, tmp_path, capsys):
+    """A run stopped by --epochs between two validations still validates and saves."""
+    assert training.main(args(corpus, tmp_path, "--epochs", "1", "--valid-every", "1000",
+                              "--batch-size", "40")) == 0
+    assert "stopped: 1 epochs done" in capsys.readouterr().err
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["epoch"] == 1
+    for name in ("best", "last"):
+        assert checkpoint.load_checkpoint(tmp_path, name)[2]["step"] == lines[0]["step"]
+    assert training.main(args(corpus, tmp_path, "--epochs", "1", "--resume")) == 0
+    assert "stopped: 1 epochs done. " + str(lines[0]["step"]) in capsys.readouterr().err
