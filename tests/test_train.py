@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import small_corpus
 
-from minirnnsearch import backend, checkpoint, model, training
+from minirnnsearch import backend, checkpoint, model, training, translation
 
 
 @pytest.fixture(scope="module")
@@ -281,3 +281,23 @@ def test_the_last_epoch_ends_with_a_validation_and_both_checkpoints(corpus, tmp_
         assert checkpoint.load_checkpoint(tmp_path, name)[2]["step"] == lines[0]["step"]
     assert training.main(args(corpus, tmp_path, "--epochs", "1", "--resume")) == 0
     assert "stopped: 1 epochs done. " + str(lines[0]["step"]) in capsys.readouterr().err
+
+
+def test_odd_but_valid_text_trains_and_translates(corpus, tmp_path, capsys):
+    """Input that always worked and must keep working: CRLF line ends, a leading
+    byte-order mark, emoji, a NUL byte and a 100,000-word line are text like any other (the long
+    pair is dropped by --max-len, the long input line cut with a warning)."""
+    en = ["\ufeff" + "the cat 😀 sees it .", "I see\x00 it .", " ".join(["word"] * 100_000)]
+    fr = ["le chat 😀 le voit .", "je le vois .", "mot"]
+    for name, lines in (("odd.en", en), ("odd.fr", fr)):
+        base = (corpus / name.replace("odd", "train")).read_text(encoding="utf-8")
+        (tmp_path / name).write_bytes(("\r\n".join(lines) + "\r\n" + base).encode("utf-8"))
+    odd = ["--train-src", str(tmp_path / "odd.en"), "--train-tgt", str(tmp_path / "odd.fr")]
+    assert training.main(args(corpus, tmp_path / "run", "--max-steps", "2", *odd)) == 0
+    assert "(1 longer than 50 dropped)" in capsys.readouterr().err
+    (tmp_path / "in.en").write_bytes("\r\n".join(en).encode("utf-8") + b"\r\n")
+    assert translation.main(["--model", str(tmp_path / "run"), "--device", "cpu", "--quiet",
+                             "--beam", "2", "--input", str(tmp_path / "in.en")]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.split("\n")) == 4  # three lines in, three out
+    assert "in.en:3: 100000 tokens, cut to the trained maximum of 50" in out.err
