@@ -1,6 +1,7 @@
 """Checkpoints: exact round trip, every way a checkpoint can be bad, and saves that stop
 half-way."""
 
+import contextlib
 import json
 import os
 import re
@@ -193,22 +194,28 @@ def test_unserialisable_meta_keeps_the_good_checkpoint(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.npz"]
 
 
-def test_ctrl_c_between_the_two_renames_is_held_back(tmp_path, monkeypatch):
-    """SIGINT right after the npz is renamed: the json is renamed too, then KeyboardInterrupt."""
+@pytest.mark.parametrize(("sig", "handled", "raised"), [
+    (signal.SIGINT, contextlib.nullcontext, KeyboardInterrupt),
+    (signal.SIGTERM, training.sigterm_like_ctrl_c, training.Terminated),
+])
+def test_a_signal_between_the_two_renames_is_held_back(tmp_path, monkeypatch, sig, handled,
+                                                       raised):
+    """Ctrl-C, or SIGTERM under training's handler, right after the npz is renamed: the json is
+    renamed too, then the signal's exception; every handler is as it was before."""
     save_checkpoint(tmp_path, "last", *state(0))
-    real = os.replace
+    real, before = os.replace, signal.getsignal(sig)
 
-    def replace_then_ctrl_c(src, dst):
+    def replace_then_signal(src, dst):
         real(src, dst)
         if str(dst).endswith(".npz"):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
-    monkeypatch.setattr(checkpoint.os, "replace", replace_then_ctrl_c)
+    monkeypatch.setattr(checkpoint.os, "replace", replace_then_signal)
     new = state(1)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(raised), handled():
         save_checkpoint(tmp_path, "last", *new)
     monkeypatch.undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(sig) is before
     assert_loads(tmp_path, "last", new)
 
 
@@ -221,28 +228,6 @@ def test_crash_between_the_two_renames_is_detected(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, "last", *state(1))
     monkeypatch.undo()
     fails(tmp_path / "last.npz", "does not match last.json", tmp_path, "last")
-
-
-def test_sigterm_between_the_two_renames_is_held_back(tmp_path, monkeypatch):
-    """SIGTERM under training's handler, right after the npz is renamed: the json is renamed
-    too, then the handler runs (Terminated); training's handler is back afterwards."""
-    save_checkpoint(tmp_path, "last", *state(0))
-    real = os.replace
-
-    def replace_then_sigterm(src, dst):
-        real(src, dst)
-        if str(dst).endswith(".npz"):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(checkpoint.os, "replace", replace_then_sigterm)
-    new = state(1)
-    with pytest.raises(training.Terminated), training.sigterm_like_ctrl_c():
-        handler = signal.getsignal(signal.SIGTERM)
-        save_checkpoint(tmp_path, "last", *new)
-    monkeypatch.undo()
-    assert handler is not signal.SIG_DFL
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert_loads(tmp_path, "last", new)
 
 
 # a child process saving `last` twice: the second save is stopped by `how` (what it sends itself)
