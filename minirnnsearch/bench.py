@@ -24,6 +24,7 @@ import numpy as np
 
 from . import decode, model
 from .backend import Backend, get_backend, to_host
+from .cli import beam_size, non_negative_int, positive_int, vocab_size
 from .data.batching import make_batch
 from .data.vocab import EOS_ID
 from .optim import clip_grad_norm, make_optimizer
@@ -139,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small")
-    for name in ("batch", "src-len", "tgt-len", "emb", "hidden", "align", "maxout", "vocab"):
-        ap.add_argument(f"--{name}", type=int, help="overrides the preset")
+    for name in ("batch", "src-len", "tgt-len", "emb", "hidden", "align", "maxout"):
+        ap.add_argument(f"--{name}", type=positive_int, help="overrides the preset")
+    ap.add_argument("--vocab", type=vocab_size, help="overrides the preset")
     ap.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
-    ap.add_argument("--steps", type=int, default=10, help="timed training steps")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--decode-sentences", type=int, default=32,
+    ap.add_argument("--steps", type=positive_int, default=10, help="timed training steps")
+    ap.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first")
+    ap.add_argument("--beam", type=beam_size, default=5)
+    ap.add_argument("--decode-sentences", type=positive_int, default=32,
                     help="sentences decoded together (at most the batch)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     args = ap.parse_args(argv)
