@@ -173,13 +173,16 @@ class MPIGroup(Local):
         return self._nccl or None
 
     def _allreduce_max_politely(self, flags: np.ndarray) -> np.ndarray:
-        """MAX over ranks of small host ``flags``, waiting with sleeps rather than MPI's busy
-        polling: ranks wait here while rank 0 validates, and must not take its cores."""
+        """MAX over ranks of small host ``flags``, waiting with sleeps (10 us, doubling up to
+        1 ms) rather than MPI's busy polling: ranks wait here while rank 0 validates, and must
+        not take its cores."""
         from mpi4py import MPI
 
         req = self.comm.Iallreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+        pause = 1e-5
         while not req.Test():
-            time.sleep(0.001)
+            time.sleep(pause)
+            pause = min(2 * pause, 1e-3)
         return flags
 
     def agree_stop(self, stop: str) -> str:
