@@ -185,3 +185,19 @@ def test_bad_input_on_every_rank_is_one_line(corpus, tmp_path):
     assert code == 2
     assert err.strip().splitlines() == [f"error: {tmp_path}: --resume, but there is no "
                                         "checkpoint 'last' in this run directory"]
+
+
+@needs_mpi
+def test_bench_ranks_reports_total_and_per_rank_tokens():
+    p = subprocess.run([sys.executable, "-m", "minirnnsearch.bench", "--ranks", "2", "--threads",
+                        "1", "--device", "cpu", "--batch", "4", "--src-len", "3", "--tgt-len",
+                        "3", "--emb", "4", "--hidden", "4", "--align", "4", "--maxout", "2",
+                        "--vocab", "20", "--steps", "2", "--warmup", "1"],
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    (line,) = p.stdout.splitlines()  # rank 0 alone prints
+    r = json.loads(line)
+    assert (r["ranks"], r["threads"], r["batch"]) == (2, "1", 4)
+    assert r["target_tokens_per_s"] == pytest.approx(2 * r["target_tokens_per_s_per_rank"],
+                                                     abs=0.2)
+    assert r["allreduce_ms"] > 0
