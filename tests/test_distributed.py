@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers import small_corpus
 from mpi_worker import grads64_batches, grads64_config
+from test_train import args
 
 from minirnnsearch import checkpoint, distributed, model, training
 from minirnnsearch.backend import get_backend
@@ -83,13 +84,6 @@ def mpirun(mode, *args, ranks=2):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return small_corpus(tmp_path_factory.mktemp("corpus"), 400, 12, 20, seed=11)
-
-
-def args(corpus, out, *extra):
-    return ["--train-src", str(corpus / "train.en"), "--train-tgt", str(corpus / "train.fr"),
-            "--dev-src", str(corpus / "dev.en"), "--dev-tgt", str(corpus / "dev.fr"),
-            "--preset", "tiny", "--batch-size", "8", "--valid-every", "3", "--valid-size", "4",
-            "--device", "cpu", "--quiet", "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
