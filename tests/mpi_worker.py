@@ -6,7 +6,8 @@
 ``train`` runs train.py as it is; ``fail``, ``nan`` and ``sigterm`` make rank RANK raise an
 exception, return a NaN loss, or send itself SIGTERM at its CALL-th gradient computation;
 ``differ`` starts rank RANK from other parameters. ``grads64`` writes each rank's float64 loss
-and gradients of two fixed global batches (one smaller than K) to OUT_DIR/rank<r>.npz.
+and gradients of two fixed global batches (one smaller than K), on NumPy and on array_api_strict,
+to OUT_DIR/cpu<r>.npz and OUT_DIR/strict<r>.npz.
 """
 
 import os
@@ -17,6 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from minirnnsearch import distributed, model, training
+from minirnnsearch.backend import to_host
 
 RANK = MPI.COMM_WORLD.Get_rank()
 
@@ -35,13 +37,16 @@ def grads64_config() -> model.Config:
 
 def grads64(out: str) -> None:
     group = distributed.init()
-    backend = training.get_backend("cpu")
-    params = model.init_params(grads64_config(), backend, seed=3, dtype="float64")
-    arrays = {}
-    for i, pairs in enumerate(grads64_batches()):
-        loss, grads, n = distributed.loss_and_grads(group, params, grads64_config(), backend, pairs)
-        arrays.update({f"{i}/loss": loss, f"{i}/n": n}, **{f"{i}/{k}": g for k, g in grads.items()})
-    np.savez(os.path.join(out, f"rank{group.rank}.npz"), **arrays)
+    for device in ("cpu", "strict"):  # strict: the path through host copies, Array API only
+        backend = training.get_backend(device)
+        params = model.init_params(grads64_config(), backend, seed=3, dtype="float64")
+        arrays = {}
+        for i, pairs in enumerate(grads64_batches()):
+            loss, grads, n = distributed.loss_and_grads(group, params, grads64_config(), backend,
+                                                        pairs)
+            arrays.update({f"{i}/loss": to_host(loss), f"{i}/n": n},
+                          **{f"{i}/{k}": to_host(g) for k, g in grads.items()})
+        np.savez(os.path.join(out, f"{device}{group.rank}.npz"), **arrays)
 
 
 def inject(mode: str, rank: int, call: int) -> None:

@@ -103,12 +103,16 @@ def assert_same_run(a, b):
 
 
 @needs_mpi
-def test_two_ranks_give_one_process_gradients_in_float64(tmp_path):
+def test_two_ranks_give_one_process_gradients_in_float64_on_numpy_and_strict(tmp_path):
     code, err = mpirun("grads64", tmp_path)
     assert code == 0, err
-    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    ranks = [np.load(tmp_path / f"cpu{r}.npz") for r in range(2)]
+    strict = [np.load(tmp_path / f"strict{r}.npz") for r in range(2)]
     for k in ranks[0].files:  # every rank holds the same sum, bit for bit
         np.testing.assert_array_equal(ranks[0][k], ranks[1][k], err_msg=k)
+        np.testing.assert_array_equal(strict[0][k], strict[1][k], err_msg=k)
+        np.testing.assert_allclose(strict[0][k], ranks[0][k], rtol=1e-12, atol=1e-300,
+                                   err_msg=k)  # array_api_strict: the host-copy path
     params = model.init_params(grads64_config(), get_backend("cpu"), seed=3, dtype="float64")
     for i, pairs in enumerate(grads64_batches()):  # the second batch leaves rank 1 empty
         b = make_batch([s for s, _ in pairs], [t for _, t in pairs])
