@@ -15,19 +15,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import decode, model
+from . import decode, distributed, model
 from .backend import Backend, get_backend, to_host
 from .cli import beam_size, non_negative_int, positive_int, vocab_size
 from .data.batching import make_batch
 from .data.vocab import EOS_ID
-from .optim import clip_grad_norm, make_optimizer
+from .optim import Optimizer, clip_grad_norm, make_optimizer
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 PRESETS = {
     "small": dict(batch=64, src_len=20, tgt_len=20, emb=128, hidden=256, align=256, maxout=128,
@@ -78,18 +85,36 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def run(args: argparse.Namespace) -> dict:
-    backend = get_backend(args.device)
+def _setup(args: argparse.Namespace, backend: Backend
+           ) -> tuple[model.Config, list[tuple[list[int], list[int]]], dict, Optimizer]:
+    """The model, B random sentence pairs of S-1 and T-1 words (S and T with </s>), parameters
+    and Adam."""
     cfg = model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=args.variant,
                        emb=args.emb, hidden=args.hidden, align=args.align, maxout=args.maxout)
     rng = np.random.default_rng(0)
-    B, S, T = args.batch, args.src_len, args.tgt_len
-    # lengths S and T with </s>: S-1 and T-1 random words
-    host = make_batch([list(rng.integers(4, args.vocab, S - 1)) for _ in range(B)],
-                      [list(rng.integers(4, args.vocab, T - 1)) for _ in range(B)])
-    batch = host.to(backend)
+    srcs = [list(rng.integers(4, args.vocab, args.src_len - 1)) for _ in range(args.batch)]
+    tgts = [list(rng.integers(4, args.vocab, args.tgt_len - 1)) for _ in range(args.batch)]
     params = model.init_params(cfg, backend, seed=0)
-    opt = make_optimizer("adam", params)
+    return cfg, list(zip(srcs, tgts, strict=True)), params, make_optimizer("adam", params)
+
+
+def _median_time(f: Callable[[], Any], warmup: int, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``f`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run(args: argparse.Namespace) -> dict:
+    backend = get_backend(args.device)
+    cfg, pairs, params, opt = _setup(args, backend)
+    B, S, T = args.batch, args.src_len, args.tgt_len
+    batch = make_batch([s for s, _ in pairs], [t for _, t in pairs]).to(backend)
 
     def step() -> None:
         loss, grads = model.loss_and_grads(params, cfg, batch)
@@ -97,14 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         opt.step(params, grads)
         to_host(loss)  # wait for the device
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
+    step_s = _median_time(step, args.warmup, args.steps)
 
     # Decoding: </s> made impossible so that every sentence takes exactly T steps of beam search.
     packed = model.pack_params(params)
@@ -136,6 +154,57 @@ def run(args: argparse.Namespace) -> dict:
         matmul_gflops=round(mm, 1), ratio=round(achieved / mm, 3))
 
 
+def run_ranks(args: argparse.Namespace) -> dict | None:
+    """Training steps of one global batch shared by the ranks of this MPI job, as train.py
+    runs them (each rank its share, the token-weighted all-reduce, clipping, Adam, the per-step
+    stop agreement); with one rank, plain steps on the whole batch. Rank 0 returns the medians:
+    ms per step, target tokens/s in total and per rank, and apart the all-reduce of the gradients
+    and the stop agreement alone; other ranks return None."""
+    group = distributed.init()
+    backend = get_backend(args.device, quiet=True)
+    cfg, pairs, params, opt = _setup(args, backend)
+
+    def step() -> None:
+        loss, grads, _ = distributed.loss_and_grads(group, params, cfg, backend, pairs)
+        clip_grad_norm(grads, 1.0)
+        opt.step(params, grads)
+        to_host(loss)  # wait for the device
+        group.agree_stop("")
+
+    step_s = _median_time(step, args.warmup, args.steps)
+    grads = {k: backend.xp.zeros_like(p) for k, p in params.items()}
+    loss = grads["b_o"][0]
+    reduce_s = _median_time(lambda: to_host(group.reduce(grads, loss, 1.0)), 2, 20)
+    agree_s = _median_time(lambda: group.agree_stop(""), 10, 200)
+    if not group.is_root:
+        return None
+    total = args.batch * args.tgt_len / step_s
+    return dict(
+        device=backend.name, ranks=group.size, threads=os.environ.get("OMP_NUM_THREADS"),
+        variant=cfg.variant, batch=args.batch, src_len=args.src_len, tgt_len=args.tgt_len,
+        emb=cfg.emb, hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout, vocab=args.vocab,
+        steps=args.steps, ms_per_step=round(1000 * step_s, 1),
+        target_tokens_per_s=round(total, 1),
+        target_tokens_per_s_per_rank=round(total / group.size, 1),
+        gradient_mb=round(sum(p.size * 4 for p in params.values()) / 2**20, 2),
+        allreduce_ms=round(1000 * reduce_s, 2), agree_stop_us=round(1e6 * agree_s, 1))
+
+
+def launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this benchmark again as ``mpiexec -n RANKS`` (the mpiexec beside this Python, as the
+    mpich wheel installs it) with OMP/OpenBLAS/MKL threads set to --threads in every rank."""
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        print(f"error: --ranks needs mpiexec beside {sys.executable}: pip install -e \".[mpi]\"",
+              file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    if args.threads is not None:
+        env.update({v: str(args.threads) for v in THREAD_VARIABLES})
+    return subprocess.run([str(mpiexec), "-n", str(args.ranks), sys.executable, "-m",
+                           "minirnnsearch.bench", *argv], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,10 +219,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-sentences", type=positive_int, default=32,
                     help="sentences decoded together (at most the batch)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    ap.add_argument("--ranks", type=int,
+                    help="time data-parallel training steps on this many MPI ranks (the global "
+                         "batch shared among them); tokens/s in total and per rank")
+    ap.add_argument("--threads", type=int,
+                    help="with --ranks: BLAS/OpenMP threads per rank (sets " +
+                         ", ".join(THREAD_VARIABLES) + ")")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    if args.ranks is not None:
+        if not any(v in os.environ for v in distributed.SIZE_VARIABLES):
+            return launch_ranks(args, argv)  # and, inside mpiexec, the branch below
+        result = run_ranks(args)
+        if result is not None:
+            print(json.dumps(result))
+        return 0
     print(json.dumps(run(args)))
     return 0
 

@@ -26,7 +26,7 @@ from typing import Any
 import sacrebleu
 from tqdm import tqdm
 
-from . import decode, model
+from . import decode, distributed, model
 from .backend import Backend, DeviceError, get_backend, to_host
 from .checkpoint import (
     CheckpointError,
@@ -206,8 +206,10 @@ def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
 class Trainer:
     """The state of one run: parameters, optimiser, position in the data, validation record."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace,
+                 group: distributed.Local | None = None) -> None:
         self.args = args
+        self.group = group or distributed.Local()  # ranks of a data-parallel run (MPI)
         self.out = Path(args.out)
         self.backend = get_backend(args.device)
         resumed = None
@@ -263,7 +265,13 @@ class Trainer:
                     batch_size=self.args.batch_size, max_len=self.args.max_len)
 
     def save(self, name: str) -> None:
-        save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
+        if self.group.is_root:
+            save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
+
+    def fingerprint(self) -> str:
+        """The state every rank must share: parameters, optimiser state, position."""
+        return distributed.fingerprint({**self.params, **self.opt.state}, self.opt.t, self.step,
+                                       self.epoch, self.pos)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -315,6 +323,7 @@ class Trainer:
                    disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
         stop = ""
         last_loss = float("nan")
+        self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
         try:
             while not stop:
                 if self.epoch >= args.epochs:
@@ -322,19 +331,19 @@ class Trainer:
                     break
                 batches = epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch)
                 while self.pos < len(batches):
-                    idx = batches[self.pos]
-                    b = make_batch([self.corpus.train[k][0] for k in idx],
-                                   [self.corpus.train[k][1] for k in idx])
                     t0 = time.perf_counter()
-                    loss, grads = model.loss_and_grads(self.params, self.cfg, b.to(self.backend))
+                    # each rank its share; gradients summed over ranks, weighted by tokens
+                    loss, grads, n_tokens = distributed.loss_and_grads(
+                        self.group, self.params, self.cfg, self.backend,
+                        [self.corpus.train[k] for k in batches[self.pos]])
                     clip_grad_norm(grads, args.clip)
                     self.opt.step(self.params, grads)
                     self.step += 1
                     self.pos += 1
                     loss_sum = loss_sum + loss
                     loss_steps += 1
-                    tokens += b.n_tokens
-                    run_tokens += b.n_tokens
+                    tokens += n_tokens
+                    run_tokens += n_tokens
                     step_time += time.perf_counter() - t0
                     bar.update(1)
                     elapsed = time.perf_counter() - start
@@ -344,6 +353,7 @@ class Trainer:
                         stop = f"--max-time {args.max_time:g} minutes reached"
                     elif self.pos == len(batches) and self.epoch + 1 >= args.epochs:
                         stop = f"{args.epochs} epochs done"  # validated and saved below
+                    stop = self.group.agree_stop(stop)  # rank 0's clock and any rank's Ctrl-C
                     validating = self.step % args.valid_every == 0 or bool(stop)
                     if validating or self.step % log_every == 0 or self.pos == len(batches):
                         # one host sync per log interval, and always before anything is saved
@@ -358,10 +368,13 @@ class Trainer:
                                         tok_s=f"{tokens / (now - last_log_time):.0f}")
                         loss_sum, loss_steps, tokens, last_log_time = 0.0, 0, 0, now
                     if validating:
-                        self.validate(last_loss, run_tokens / step_time, elapsed)
+                        if self.group.is_root:
+                            self.validate(last_loss, run_tokens / step_time, elapsed)
                         self.save("last")
                         if self.bad_validations >= args.patience:
                             stop = f"no better dev BLEU in {args.patience} validations"
+                        stop = self.group.agree_stop(stop)  # rank 0 keeps the record
+                        self.group.check_same("the parameters", self.fingerprint)
                     if stop:
                         break
                 if self.pos >= len(batches):
@@ -388,16 +401,19 @@ class Trainer:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        with sigterm_like_ctrl_c():
-            trainer = Trainer(args)
+    group = distributed.init()
+    one_line = (DataError, CheckpointError, DeviceError, TrainingError)
+    # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
+    # rank sets a flag and all stop after the same step)
+    with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
+        try:
+            trainer = group.together(lambda: Trainer(args, group), one_line)
             trainer.train()
-    except (DataError, CheckpointError, DeviceError, TrainingError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Terminated as e:
-        return 128 + e.signum  # 143, as if the signal had ended the process
-    except KeyboardInterrupt:
-        return 128 + signal.SIGINT  # 130
+        except (*one_line, distributed.RankError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except Terminated as e:
+            return 128 + e.signum  # 143, as if the signal had ended the process
+        except KeyboardInterrupt:
+            return 128 + signal.SIGINT  # 130
     return 0
-

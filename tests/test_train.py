@@ -190,11 +190,11 @@ def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, mo
     resumes from there."""
     real, calls = model.loss_and_grads, []
 
-    def terminated(params, batch, cfg):
+    def terminated(params, cfg, batch):
         calls.append(1)
         if len(calls) == 5:
             signal.raise_signal(signal.SIGTERM)
-        return real(params, batch, cfg)
+        return real(params, cfg, batch)
 
     before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(model, "loss_and_grads", terminated)
