@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import decode, model
+from . import decode, distributed, model
 from .backend import Backend, get_backend, to_host
+from .cli import beam_size, non_negative_int, positive_int, vocab_size
 from .data.batching import make_batch
 from .data.vocab import EOS_ID
-from .optim import clip_grad_norm, make_optimizer
+from .optim import Optimizer, clip_grad_norm, make_optimizer
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 PRESETS = {
     "small": dict(batch=64, src_len=20, tgt_len=20, emb=128, hidden=256, align=256, maxout=128,
@@ -89,47 +97,65 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def run(args: argparse.Namespace) -> list[dict]:
-    """One result dict per variant of ``args.variant``; their training steps interleaved (one
-    step of each in turn, so that the machine's load falls on all alike), medians compared."""
-    backend = get_backend(args.device)
+def _setup(args: argparse.Namespace, backend: Backend, variant: str
+           ) -> tuple[model.Config, list[tuple[list[int], list[int]]], dict, Optimizer]:
+    """The model, B random sentence pairs of S-1 and T-1 words (S and T with </s>; the same for
+    every variant), parameters and Adam."""
+    cfg = model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=variant,
+                       emb=args.emb, hidden=args.hidden, align=args.align, maxout=args.maxout,
+                       band=args.band if variant == "cursors" else 0)
     rng = np.random.default_rng(0)
-    B, S, T = args.batch, args.src_len, args.tgt_len
-    # lengths S and T with </s>: S-1 and T-1 random words
-    host = make_batch([list(rng.integers(4, args.vocab, S - 1)) for _ in range(B)],
-                      [list(rng.integers(4, args.vocab, T - 1)) for _ in range(B)])
-    batch = host.to(backend)
-    cfgs = [model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=v, emb=args.emb,
-                         hidden=args.hidden, align=args.align, maxout=args.maxout,
-                         band=args.band if v == "cursors" else 0) for v in args.variant]
-    params = [model.init_params(cfg, backend, seed=0) for cfg in cfgs]
-    opts = [make_optimizer("adam", p) for p in params]
+    srcs = [list(rng.integers(4, args.vocab, args.src_len - 1)) for _ in range(args.batch)]
+    tgts = [list(rng.integers(4, args.vocab, args.tgt_len - 1)) for _ in range(args.batch)]
+    params = model.init_params(cfg, backend, seed=0)
+    return cfg, list(zip(srcs, tgts, strict=True)), params, make_optimizer("adam", params)
 
-    def step(k: int) -> None:
-        loss, grads = model.loss_and_grads(params[k], cfgs[k], batch)
-        clip_grad_norm(grads, 1.0)
-        opts[k].step(params[k], grads)
-        to_host(loss)  # wait for the device
 
-    for _ in range(args.warmup):
-        for k in range(len(cfgs)):
-            step(k)
-    times: list[list[float]] = [[] for _ in cfgs]
-    for _ in range(args.steps):
-        for k in range(len(cfgs)):
+def _median_times(fs: list[Callable[[], Any]], warmup: int, repeats: int) -> list[float]:
+    """Median seconds of ``repeats`` calls of each of ``fs`` after ``warmup`` untimed ones,
+    interleaved (one call of each in turn), so that the machine's load falls on all alike."""
+    for _ in range(warmup):
+        for f in fs:
+            f()
+    times: list[list[float]] = [[] for _ in fs]
+    for _ in range(repeats):
+        for f, ts in zip(fs, times, strict=True):
             t0 = time.perf_counter()
-            step(k)
-            times[k].append(time.perf_counter() - t0)
+            f()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def _median_time(f: Callable[[], Any], warmup: int, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``f`` after ``warmup`` untimed ones."""
+    return _median_times([f], warmup, repeats)[0]
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """One result dict per variant of ``args.variant``, their training steps interleaved."""
+    backend = get_backend(args.device)
+    setups = [_setup(args, backend, v) for v in args.variant]
+    pairs = setups[0][1]
+    batch = make_batch([s for s, _ in pairs], [t for _, t in pairs]).to(backend)
+
+    def stepper(cfg: model.Config, params: dict, opt: Optimizer) -> Callable[[], None]:
+        def step() -> None:
+            loss, grads = model.loss_and_grads(params, cfg, batch)
+            clip_grad_norm(grads, 1.0)
+            opt.step(params, grads)
+            to_host(loss)  # wait for the device
+        return step
+
+    step_s = _median_times([stepper(cfg, p, opt) for cfg, _, p, opt in setups],
+                           args.warmup, args.steps)
     mm = matmul_gflops(backend)
-    results = []
-    for cfg, p, ts in zip(cfgs, params, times, strict=True):
-        results.append(_result(args, backend, cfg, p, batch, statistics.median(ts), mm))
-    return results
+    return [_result(args, backend, cfg, params, batch, t, mm)
+            for (cfg, _, params, _), t in zip(setups, step_s, strict=True)]
 
 
 def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, params: dict,
-            batch: object, step_s: float, mm: float) -> dict:
-    """Decoding speed of one variant and its line of numbers."""
+            batch: Any, step_s: float, mm: float) -> dict:
+    """Beam-decoding speed of one trained variant and its line of numbers."""
     B, S, T = args.batch, args.src_len, args.tgt_len
     # Decoding: </s> made impossible so that every sentence takes exactly T steps of beam search.
     packed = model.pack_params(params)
@@ -160,27 +186,95 @@ def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, param
         matmul_gflops=round(mm, 1), ratio=round(achieved / mm, 3))
 
 
+def run_ranks(args: argparse.Namespace) -> dict | None:
+    """Training steps of one global batch shared by the ranks of this MPI job, as train.py
+    runs them (each rank its share, the token-weighted all-reduce, clipping, Adam, the per-step
+    stop agreement); with one rank, plain steps on the whole batch. Rank 0 returns the medians:
+    ms per step, target tokens/s in total and per rank, and apart the all-reduce of the gradients
+    and the stop agreement alone; other ranks return None."""
+    group = distributed.init()
+    backend = get_backend(args.device, quiet=True)
+    cfg, pairs, params, opt = _setup(args, backend, args.variant[0])
+
+    def step() -> None:
+        loss, grads, _ = distributed.loss_and_grads(group, params, cfg, backend, pairs)
+        clip_grad_norm(grads, 1.0)
+        opt.step(params, grads)
+        to_host(loss)  # wait for the device
+        group.agree_stop("")
+
+    step_s = _median_time(step, args.warmup, args.steps)
+    grads = {k: backend.xp.zeros_like(p) for k, p in params.items()}
+    loss = grads["b_o"][0]
+    reduce_s = _median_time(lambda: to_host(group.reduce(grads, loss, 1.0)), 2, 20)
+    agree_s = _median_time(lambda: group.agree_stop(""), 10, 200)
+    if not group.is_root:
+        return None
+    total = args.batch * args.tgt_len / step_s
+    return dict(
+        device=backend.name, ranks=group.size, threads=os.environ.get("OMP_NUM_THREADS"),
+        variant=cfg.variant, batch=args.batch, src_len=args.src_len, tgt_len=args.tgt_len,
+        emb=cfg.emb, hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout, vocab=args.vocab,
+        steps=args.steps, ms_per_step=round(1000 * step_s, 1),
+        target_tokens_per_s=round(total, 1),
+        target_tokens_per_s_per_rank=round(total / group.size, 1),
+        gradient_mb=round(sum(p.size * 4 for p in params.values()) / 2**20, 2),
+        allreduce_ms=round(1000 * reduce_s, 2), agree_stop_us=round(1e6 * agree_s, 1))
+
+
+def launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this benchmark again as ``mpiexec -n RANKS`` (the mpiexec beside this Python, as the
+    mpich wheel installs it) with OMP/OpenBLAS/MKL threads set to --threads in every rank."""
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        print(f"error: --ranks needs mpiexec beside {sys.executable}: pip install -e \".[mpi]\"",
+              file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    if args.threads is not None:
+        env.update({v: str(args.threads) for v in THREAD_VARIABLES})
+    return subprocess.run([str(mpiexec), "-n", str(args.ranks), sys.executable, "-m",
+                           "minirnnsearch.bench", *argv], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small")
-    for name in ("batch", "src-len", "tgt-len", "emb", "hidden", "align", "maxout", "vocab"):
-        ap.add_argument(f"--{name}", type=int, help="overrides the preset")
+    for name in ("batch", "src-len", "tgt-len", "emb", "hidden", "align", "maxout"):
+        ap.add_argument(f"--{name}", type=positive_int, help="overrides the preset")
+    ap.add_argument("--vocab", type=vocab_size, help="overrides the preset")
     ap.add_argument("--variant", nargs="+", default=["rnnsearch"], choices=model.VARIANTS,
                     help="one or more; their training steps are interleaved, and with several "
                          "a last line gives each one's ms per step over the first's")
-    ap.add_argument("--band", type=int, default=0,
+    ap.add_argument("--band", type=non_negative_int, default=0,
                     help="cursors: emissions within +-BAND of the diagonal (0: all positions)")
-    ap.add_argument("--steps", type=int, default=10, help="timed training steps")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--decode-sentences", type=int, default=32,
+    ap.add_argument("--steps", type=positive_int, default=10, help="timed training steps")
+    ap.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first")
+    ap.add_argument("--beam", type=beam_size, default=5)
+    ap.add_argument("--decode-sentences", type=positive_int, default=32,
                     help="sentences decoded together (at most the batch)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    ap.add_argument("--ranks", type=int,
+                    help="time data-parallel training steps on this many MPI ranks (the global "
+                         "batch shared among them); tokens/s in total and per rank")
+    ap.add_argument("--threads", type=int,
+                    help="with --ranks: BLAS/OpenMP threads per rank (sets " +
+                         ", ".join(THREAD_VARIABLES) + ")")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    if args.ranks is not None:
+        if len(args.variant) > 1:
+            ap.error("--ranks times one --variant at a time")
+        if not any(v in os.environ for v in distributed.SIZE_VARIABLES):
+            return launch_ranks(args, argv)  # and, inside mpiexec, the branch below
+        result = run_ranks(args)
+        if result is not None:
+            print(json.dumps(result))
+        return 0
     results = run(args)
     for r in results:
         print(json.dumps(r), flush=True)

@@ -3,11 +3,14 @@ loaded with pickling off) and ``NAME.json`` (configuration, vocabularies, traini
 whatever else the caller puts in ``meta``, plus the format version and the SHA-256 of the npz,
 which ties the two files together).
 
-Saving writes both files in full to temporary files in the run directory, flushed and fsynced,
-and only then renames them over the old pair, npz first, with Ctrl-C held back between the two
-renames. So a failure or Ctrl-C while writing leaves the old pair untouched, and only a hard
+Saving writes both files in full to temporary files in the run directory
+(``.NAME.npz.<pid>.tmp``, ``.NAME.json.<pid>.tmp``), flushed and fsynced, and only then renames
+them over the old pair, npz first, with Ctrl-C and SIGTERM held back between the two renames.
+So a failure, Ctrl-C or SIGTERM while writing leaves the old pair untouched, and only a hard
 crash between the two renames can leave a new npz beside the old json, which the fingerprint
-exposes on loading: a half-written or mismatched checkpoint is never loaded.
+exposes on loading: a half-written or mismatched checkpoint is never loaded. A process killed
+outright (``kill -9``) while writing leaves its temporaries behind; ``remove_stale_temporaries``
+deletes those whose process is gone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import zipfile
@@ -28,10 +32,57 @@ import numpy as np
 from .backend import Array, to_host
 
 FORMAT_VERSION = 1
+# held back while a checkpoint pair is renamed: Ctrl-C, and what schedulers send before a kill
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message is one line naming the path and why."""
+
+
+def _temporary(path: Path) -> Path:
+    """Where this process writes ``path`` before renaming it: ``.NAME.<pid>.tmp`` beside it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+# what _temporary makes of a checkpoint's two files: .NAME.npz.<pid>.tmp, .NAME.json.<pid>.tmp
+_TEMPORARY = re.compile(r"\..+\.(?:npz|json)\.(?P<pid>[0-9]+)\.tmp")
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` is running (this one included). Where that cannot be asked
+    (not POSIX: there ``os.kill`` ends the process), every process counts as running."""
+    if os.name != "posix" or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the temporaries that ``save_checkpoint`` left in ``run_dir`` when its process was
+    killed outright, and return them: only files named as it names them
+    (``.NAME.npz.<pid>.tmp``, ``.NAME.json.<pid>.tmp``) and only when process ``<pid>`` is gone
+    (on this machine: a run directory shared by several machines is not supported). Every other
+    file stays, and so does a temporary that cannot be deleted."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    removed = []
+    for path in sorted(run_dir.iterdir()):
+        m = _TEMPORARY.fullmatch(path.name)
+        if m is None or not path.is_file() or _process_exists(int(m["pid"])):
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def _write_synced(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -53,14 +104,18 @@ def _sha256(path: Path) -> str:
 def _replace_all(pairs: list[tuple[Path, Path]], run_dir: Path) -> None:
     """``os.replace(tmp, final)`` for each pair in order, then sync the directory entries.
 
-    A Ctrl-C meanwhile is held back and replayed once all are renamed, so it cannot split the
-    pair. (A Python-level handler rather than a signal mask: the OS may deliver SIGINT to any
-    thread, tqdm's monitor thread for one.) Signal handlers belong to the main thread only.
+    A Ctrl-C (SIGINT) or SIGTERM meanwhile is held back and replayed once all are renamed, so it
+    cannot split the pair: the replayed signal then does what it would have done (raise
+    KeyboardInterrupt, run the caller's handler, or end the process). (A Python-level handler
+    rather than a signal mask: the OS may deliver the signal to any thread, tqdm's monitor
+    thread for one.) Signal handlers belong to the main thread only.
     """
     held: list[int] = []
-    main = threading.current_thread() is threading.main_thread()
-    if main:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in HELD_SIGNALS:
+            if signal.getsignal(sig) is not None:  # None: a handler set outside Python, kept
+                previous[sig] = signal.signal(sig, lambda signum, frame: held.append(signum))
     try:
         for tmp, final in pairs:
             os.replace(tmp, final)
@@ -72,10 +127,10 @@ def _replace_all(pairs: list[tuple[Path, Path]], run_dir: Path) -> None:
             finally:
                 os.close(fd)
     finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
-            if held:
-                signal.raise_signal(signal.SIGINT)  # as if it came now: KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])  # as if it came now
 
 
 def save_checkpoint(run_dir: str | Path, name: str, params: dict[str, Array],
@@ -88,7 +143,7 @@ def save_checkpoint(run_dir: str | Path, name: str, params: dict[str, Array],
     arrays = {f"param/{k}": to_host(v) for k, v in params.items()}
     arrays.update({f"optim/{k}": to_host(v) for k, v in opt_state.items()})
     npz, js = run_dir / f"{name}.npz", run_dir / f"{name}.json"
-    npz_tmp, js_tmp = (p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in (npz, js))
+    npz_tmp, js_tmp = _temporary(npz), _temporary(js)
     try:
         _write_synced(npz_tmp, lambda f: np.savez(f, **arrays))
         doc = {**meta, "format_version": FORMAT_VERSION, "npz_sha256": _sha256(npz_tmp)}

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import model
 from .backend import get_backend
+from .cli import non_negative_int, positive_float
 from .data.batching import Batch, make_batch
 
 
@@ -74,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.gradcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="all", choices=("all", *model.VARIANTS))
-    ap.add_argument("--threshold", type=float, default=1e-6)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--band", type=int, default=0, help="the cursors' training band (0: none)")
+    ap.add_argument("--threshold", type=positive_float, default=1e-6)
+    ap.add_argument("--seed", type=non_negative_int, default=0)
+    ap.add_argument("--band", type=non_negative_int, default=0,
+                    help="the cursors' training band (0: none)")
     args = ap.parse_args(argv)
     variants = model.VARIANTS if args.variant == "all" else (args.variant,)
     worst = 0.0

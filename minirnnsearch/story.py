@@ -24,6 +24,7 @@ import sacrebleu
 
 from . import training
 from .checkpoint import checkpoint_exists
+from .cli import beam_size, output_dir, positive_float, positive_int
 from .data.corpus import builtin_corpus
 from .data.io import read_lines
 from .data.tokenize import tokenize
@@ -46,12 +47,15 @@ SENTENCE = "The European economic area does not see the green houses of my frien
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.story", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=15.0, help="training budget per model")
-    ap.add_argument("--out", default="runs/story", help="one run directory per model inside")
-    ap.add_argument("--figures", default="docs", help="where the two PNGs go")
+    ap.add_argument("--minutes", type=positive_float, default=15.0,
+                    help="training budget per model")
+    ap.add_argument("--out", type=output_dir, default="runs/story",
+                    help="one run directory per model inside")
+    ap.add_argument("--figures", type=output_dir, default="docs", help="where the two PNGs go")
     ap.add_argument("--retrain", action="store_true", help="train even where a run exists")
-    ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--test-size", type=int, help="translate only the first N test sentences")
+    ap.add_argument("--beam", type=beam_size, default=5)
+    ap.add_argument("--test-size", type=positive_int,
+                    help="translate only the first N test sentences")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     args, train_args = ap.parse_known_args(argv)  # the rest goes to train.py as it is
     out, figures = Path(args.out), Path(args.figures)

@@ -4,16 +4,21 @@ One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json``
 state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
-bit for bit.
+bit for bit. Ctrl-C and SIGTERM both save ``last`` and say how to resume (exit status 130 and
+143); at start-up, checkpoint temporaries left by runs killed outright are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +26,22 @@ from typing import Any
 import sacrebleu
 from tqdm import tqdm
 
-from . import decode, model
+from . import decode, distributed, model
 from .backend import Backend, DeviceError, get_backend, to_host
-from .checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_exists,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from .cli import (
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    vocab_size,
+)
 from .data.batching import epoch_batches, filter_by_length, make_batch
 from .data.corpus import builtin_corpus
 from .data.io import DataError, read_parallel
@@ -41,6 +59,36 @@ class TrainingError(RuntimeError):
     """A run that cannot go on (NaN loss, bad options); the message is one line."""
 
 
+class Terminated(KeyboardInterrupt):
+    """A signal other than Ctrl-C's (SIGTERM) taking Ctrl-C's path: save ``last``, say how to
+    resume, exit with status 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def sigterm_like_ctrl_c() -> Iterator[None]:
+    """Within: SIGTERM (what SLURM, Kubernetes, ``timeout`` and systemd send before killing)
+    raises ``Terminated``, as Ctrl-C raises KeyboardInterrupt. The previous handler is back on
+    the way out. As Python does for SIGINT, a SIGTERM the process was started ignoring stays
+    ignored; and signal handlers belong to the main thread: elsewhere this changes nothing."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN):
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="train.py",
@@ -51,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-tgt", help="training target file")
     d.add_argument("--dev-src", help="development source file, for validation")
     d.add_argument("--dev-tgt", help="development target file (the raw reference for BLEU)")
-    d.add_argument("--max-len", type=int, default=50,
+    d.add_argument("--max-len", type=positive_int, default=50,
                    help="drop training pairs longer than this many tokens (paper: 50)")
-    d.add_argument("--vocab-size", type=int, default=30000,
+    d.add_argument("--vocab-size", type=vocab_size, default=30000,
                    help="words per vocabulary, specials included (paper: 30000)")
     m = ap.add_argument_group("model")
     m.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
@@ -61,32 +109,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model sizes by name (paper: E 620, H 1000, A 1000, L 500)")
     for name, help_ in (("emb", "E, embedding size"), ("hidden", "H, GRU state size"),
                         ("align", "A, alignment hidden size"), ("maxout", "L, maxout units")):
-        m.add_argument(f"--{name}", type=int, help=f"{help_} (overrides the preset)")
-    m.add_argument("--band", type=int, default=0,
+        m.add_argument(f"--{name}", type=positive_int, help=f"{help_} (overrides the preset)")
+    m.add_argument("--band", type=non_negative_int, default=0,
                    help="cursors only: in training, emissions only within +-BAND source "
                         "positions of the diagonal (cheaper, an upper bound of the exact loss); "
                         "0 (default): every position, the exact marginal")
     t = ap.add_argument_group("training")
-    t.add_argument("--batch-size", type=int, default=80,
+    t.add_argument("--batch-size", type=positive_int, default=80,
                    help="sentence pairs per batch (paper: 80)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
-    t.add_argument("--lr", type=float,
+    t.add_argument("--lr", type=positive_float,
                    help=f"learning rate (default: {ADAM_LR:g} for adam, the optimiser's own "
                         "for adadelta (1.0) and sgd (0.1))")
-    t.add_argument("--clip", type=float, default=1.0,
+    t.add_argument("--clip", type=positive_float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
-    t.add_argument("--epochs", type=int, default=20, help="at most this many epochs")
-    t.add_argument("--max-steps", type=int, help="stop after this many updates in all")
-    t.add_argument("--max-time", type=float, help="stop after this many minutes of this run")
-    t.add_argument("--valid-every", type=int, default=500, help="validate every N updates")
-    t.add_argument("--valid-size", type=int, default=500,
+    t.add_argument("--epochs", type=positive_int, default=20, help="at most this many epochs")
+    t.add_argument("--max-steps", type=positive_int, help="stop after this many updates in all")
+    t.add_argument("--max-time", type=positive_float,
+                   help="stop after this many minutes of this run")
+    t.add_argument("--valid-every", type=positive_int, default=500,
+                   help="validate every N updates")
+    t.add_argument("--valid-size", type=positive_int, default=500,
                    help="translate at most this many dev sentences for BLEU at each validation")
-    t.add_argument("--patience", type=int, default=5,
+    t.add_argument("--patience", type=positive_int, default=5,
                    help="stop after this many validations without a better dev BLEU")
-    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--seed", type=non_negative_int, default=1234)
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    t.add_argument("--out", default="runs/default", help="run directory (checkpoints, log)")
+    t.add_argument("--out", type=output_dir, default="runs/default",
+                   help="run directory (checkpoints, log)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, exactly: the run's "
                         "own model, seed, batch size, --max-len and optimiser are kept")
@@ -159,8 +210,10 @@ def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
 class Trainer:
     """The state of one run: parameters, optimiser, position in the data, validation record."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace,
+                 group: distributed.Local | None = None) -> None:
         self.args = args
+        self.group = group or distributed.Local()  # ranks of a data-parallel run (MPI)
         self.out = Path(args.out)
         self.backend = get_backend(args.device)
         resumed = None
@@ -216,7 +269,13 @@ class Trainer:
                     batch_size=self.args.batch_size, max_len=self.args.max_len)
 
     def save(self, name: str) -> None:
-        save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
+        if self.group.is_root:
+            save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
+
+    def fingerprint(self) -> str:
+        """The state every rank must share: parameters, optimiser state, position."""
+        return distributed.fingerprint({**self.params, **self.opt.state}, self.opt.t, self.step,
+                                       self.epoch, self.pos)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -254,6 +313,10 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         args = self.args
         self.out.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_temporaries(self.out)
+        if stale:
+            print(f"{self.out}: removed {len(stale)} temporary files of ended runs' unfinished "
+                  f"saves ({', '.join(p.name for p in stale)})", file=sys.stderr)
         start = time.perf_counter()
         max_steps = args.max_steps if args.max_steps is not None else math.inf
         log_every = 20
@@ -264,6 +327,7 @@ class Trainer:
                    disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
         stop = ""
         last_loss = float("nan")
+        self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
         try:
             while not stop:
                 if self.epoch >= args.epochs:
@@ -271,19 +335,19 @@ class Trainer:
                     break
                 batches = epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch)
                 while self.pos < len(batches):
-                    idx = batches[self.pos]
-                    b = make_batch([self.corpus.train[k][0] for k in idx],
-                                   [self.corpus.train[k][1] for k in idx])
                     t0 = time.perf_counter()
-                    loss, grads = model.loss_and_grads(self.params, self.cfg, b.to(self.backend))
+                    # each rank its share; gradients summed over ranks, weighted by tokens
+                    loss, grads, n_tokens = distributed.loss_and_grads(
+                        self.group, self.params, self.cfg, self.backend,
+                        [self.corpus.train[k] for k in batches[self.pos]])
                     clip_grad_norm(grads, args.clip)
                     self.opt.step(self.params, grads)
                     self.step += 1
                     self.pos += 1
                     loss_sum = loss_sum + loss
                     loss_steps += 1
-                    tokens += b.n_tokens
-                    run_tokens += b.n_tokens
+                    tokens += n_tokens
+                    run_tokens += n_tokens
                     step_time += time.perf_counter() - t0
                     bar.update(1)
                     elapsed = time.perf_counter() - start
@@ -291,6 +355,9 @@ class Trainer:
                         stop = f"--max-steps {args.max_steps} reached"
                     elif args.max_time is not None and elapsed >= 60 * args.max_time:
                         stop = f"--max-time {args.max_time:g} minutes reached"
+                    elif self.pos == len(batches) and self.epoch + 1 >= args.epochs:
+                        stop = f"{args.epochs} epochs done"  # validated and saved below
+                    stop = self.group.agree_stop(stop)  # rank 0's clock and any rank's Ctrl-C
                     validating = self.step % args.valid_every == 0 or bool(stop)
                     if validating or self.step % log_every == 0 or self.pos == len(batches):
                         # one host sync per log interval, and always before anything is saved
@@ -305,22 +372,26 @@ class Trainer:
                                         tok_s=f"{tokens / (now - last_log_time):.0f}")
                         loss_sum, loss_steps, tokens, last_log_time = 0.0, 0, 0, now
                     if validating:
-                        self.validate(last_loss, run_tokens / step_time, elapsed)
+                        if self.group.is_root:
+                            self.validate(last_loss, run_tokens / step_time, elapsed)
                         self.save("last")
                         if self.bad_validations >= args.patience:
                             stop = f"no better dev BLEU in {args.patience} validations"
+                        stop = self.group.agree_stop(stop)  # rank 0 keeps the record
+                        self.group.check_same("the parameters", self.fingerprint)
                     if stop:
                         break
                 if self.pos >= len(batches):
                     self.epoch, self.pos = self.epoch + 1, 0
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             bar.close()
+            why = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
             if loss_steps and not math.isfinite(float(to_host(loss_sum))):
-                print(f"interrupted; the loss was not finite, so nothing was saved in {self.out}",
+                print(f"{why}; the loss was not finite, so nothing was saved in {self.out}",
                       file=sys.stderr)
             else:
                 self.save("last")
-                print(f"interrupted: saved {self.out / 'last.npz'} at step {self.step}; "
+                print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
                       f"continue with --resume --out {self.out}", file=sys.stderr)
             raise
         bar.close()
@@ -335,15 +406,21 @@ class Trainer:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    if args.band < 0 or (args.band and args.variant != "cursors"):
-        ap.error("--band takes a non-negative integer, and only with --variant cursors")
-    try:
-        trainer = Trainer(args)
-        trainer.train()
-    except (DataError, CheckpointError, DeviceError, TrainingError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    if args.band and args.variant != "cursors":
+        ap.error("--band is for --variant cursors only")
+    group = distributed.init()
+    one_line = (DataError, CheckpointError, DeviceError, TrainingError)
+    # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
+    # rank sets a flag and all stop after the same step)
+    with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
+        try:
+            trainer = group.together(lambda: Trainer(args, group), one_line)
+            trainer.train()
+        except (*one_line, distributed.RankError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except Terminated as e:
+            return 128 + e.signum  # 143, as if the signal had ended the process
+        except KeyboardInterrupt:
+            return 128 + signal.SIGINT  # 130
     return 0
-

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from . import decode, model
 from .backend import DeviceError, get_backend
 from .checkpoint import CheckpointError, load_checkpoint
+from .cli import beam_size, non_negative_float, output_dir, output_file, positive_int
 from .data.io import DataError, decode_lines, read_lines
 from .data.tokenize import JOINER, detokenize, tokenize
 from .data.vocab import UNK, Vocab
@@ -37,22 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", required=True, help="run directory written by train.py")
     ap.add_argument("--checkpoint", default="best", choices=("best", "last"))
     ap.add_argument("--input", help="source text, one sentence per line (default: stdin)")
-    ap.add_argument("--output", help="where translations go (default: stdout)")
-    ap.add_argument("--beam", type=int, default=5, help="beam size (1 = greedy)")
-    ap.add_argument("--alpha", type=float, default=1.0,
+    ap.add_argument("--output", type=output_file, help="where translations go (default: stdout)")
+    ap.add_argument("--beam", type=beam_size, default=5, help="beam size (1 = greedy)")
+    ap.add_argument("--alpha", type=non_negative_float, default=1.0,
                     help="length normalisation: score / length^alpha (0 = raw log-probability)")
-    ap.add_argument("--nbest", type=int, default=1,
+    ap.add_argument("--nbest", type=positive_int, default=1,
                     help="write the N best as 'i ||| hypothesis ||| score' (Moses/Nematus)")
-    ap.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+    ap.add_argument("--batch-size", type=positive_int, default=32,
+                    help="sentences decoded together")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     ap.add_argument("--ref", help="reference translations: print sacrebleu's BLEU and a table "
                                   "of BLEU by source length (the paper's Figure 2)")
-    ap.add_argument("--plot-lengths", metavar="PNG", help="draw BLEU by length (needs --ref)")
+    ap.add_argument("--plot-lengths", metavar="PNG", type=output_file,
+                    help="draw BLEU by length (needs --ref)")
     ap.add_argument("--unk-replace", action="store_true",
                     help="replace each <unk> by the source word it attends to most")
     ap.add_argument("--show-attention", action="store_true",
                     help="print each sentence's alignment as a heatmap on stderr")
-    ap.add_argument("--attention-png", metavar="DIR",
+    ap.add_argument("--attention-png", metavar="DIR", type=output_dir,
                     help="write each sentence's alignment as a PNG (the paper's Figure 3)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap

@@ -1,21 +1,25 @@
 """Checkpoints: exact round trip, every way a checkpoint can be bad, and saves that stop
 half-way."""
 
+import contextlib
 import json
 import os
 import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from minirnnsearch import checkpoint
+from minirnnsearch import checkpoint, training
 from minirnnsearch.backend import get_backend, to_host
 from minirnnsearch.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     checkpoint_exists,
     load_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from minirnnsearch.optim import make_optimizer
@@ -190,22 +194,28 @@ def test_unserialisable_meta_keeps_the_good_checkpoint(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.npz"]
 
 
-def test_ctrl_c_between_the_two_renames_is_held_back(tmp_path, monkeypatch):
-    """SIGINT right after the npz is renamed: the json is renamed too, then KeyboardInterrupt."""
+@pytest.mark.parametrize(("sig", "handled", "raised"), [
+    (signal.SIGINT, contextlib.nullcontext, KeyboardInterrupt),
+    (signal.SIGTERM, training.sigterm_like_ctrl_c, training.Terminated),
+])
+def test_a_signal_between_the_two_renames_is_held_back(tmp_path, monkeypatch, sig, handled,
+                                                       raised):
+    """Ctrl-C, or SIGTERM under training's handler, right after the npz is renamed: the json is
+    renamed too, then the signal's exception; every handler is as it was before."""
     save_checkpoint(tmp_path, "last", *state(0))
-    real = os.replace
+    real, before = os.replace, signal.getsignal(sig)
 
-    def replace_then_ctrl_c(src, dst):
+    def replace_then_signal(src, dst):
         real(src, dst)
         if str(dst).endswith(".npz"):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
-    monkeypatch.setattr(checkpoint.os, "replace", replace_then_ctrl_c)
+    monkeypatch.setattr(checkpoint.os, "replace", replace_then_signal)
     new = state(1)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(raised), handled():
         save_checkpoint(tmp_path, "last", *new)
     monkeypatch.undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(sig) is before
     assert_loads(tmp_path, "last", new)
 
 
@@ -218,3 +228,77 @@ def test_crash_between_the_two_renames_is_detected(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, "last", *state(1))
     monkeypatch.undo()
     fails(tmp_path / "last.npz", "does not match last.json", tmp_path, "last")
+
+
+# a child process saving `last` twice: the second save is stopped by `how` (what it sends itself)
+SAVE_AND_DIE = """
+import os, signal, sys
+import numpy as np
+from minirnnsearch import checkpoint
+run, how = sys.argv[1], sys.argv[2]
+def state(x):
+    return {"W_o": np.full((2, 3), x, np.float32)}, {}, {"step": int(x)}
+checkpoint.save_checkpoint(run, "last", *state(1))
+real = os.replace
+def replace(src, dst):
+    if how == "kill -9" and str(dst).endswith(".npz"):
+        os.kill(os.getpid(), signal.SIGKILL)  # both temporaries written, nothing renamed
+    real(src, dst)
+    if how == "SIGTERM" and str(dst).endswith(".npz"):
+        os.kill(os.getpid(), signal.SIGTERM)  # default handler: ends the process
+checkpoint.os.replace = replace
+checkpoint.save_checkpoint(run, "last", *state(2))
+print("not reached")
+"""
+
+
+def die_while_saving(run, how):
+    """(pid, return code, stdout) of the child once it has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_AND_DIE, str(run), how],
+                            stdout=subprocess.PIPE, text=True)
+    out = proc.communicate(timeout=120)[0]
+    return proc.pid, proc.returncode, out
+
+
+def test_sigterm_with_the_default_handler_ends_the_process_after_both_renames(tmp_path):
+    _, code, out = die_while_saving(tmp_path, "SIGTERM")
+    assert code == -signal.SIGTERM and "not reached" not in out
+    params, _, meta = load_checkpoint(tmp_path, "last")
+    assert meta["step"] == 2 and params["W_o"][0, 0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
+
+
+def test_kill_9_during_a_save_leaves_temporaries_removed_later(tmp_path):
+    pid, code, _ = die_while_saving(tmp_path, "kill -9")
+    assert code == -signal.SIGKILL
+    assert load_checkpoint(tmp_path, "last")[2]["step"] == 1  # the good checkpoint survives
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    assert left == [f".last.json.{pid}.tmp", f".last.npz.{pid}.tmp"]
+    assert [p.name for p in remove_stale_temporaries(tmp_path)] == left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
+
+
+def test_only_temporaries_of_ended_processes_are_removed(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        gone = [f".best.npz.{ended.pid}.tmp", f".best.json.{ended.pid}.tmp",
+                f".my.run.npz.{ended.pid}.tmp"]
+        kept = [f".best.npz.{alive.pid}.tmp",          # a live process's save in progress
+                f".best.npz.{os.getpid()}.tmp",        # this process's own
+                f".notes.txt.{ended.pid}.tmp",         # not a checkpoint's file
+                f"best.npz.{ended.pid}.tmp", ".best.npz.tmp", f".best.npz.{ended.pid}",
+                f".best.npz.{ended.pid}.tmp.bak", "best.npz", "notes.tmp"]
+        for name in gone + kept:
+            (tmp_path / name).write_bytes(b"x")
+        (tmp_path / f".dir.npz.{ended.pid}.tmp").mkdir()  # not a file
+        removed = remove_stale_temporaries(tmp_path)
+        assert alive.poll() is None
+    finally:
+        alive.kill()
+        alive.wait()
+    assert sorted(p.name for p in removed) == sorted(gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*kept, f".dir.npz.{ended.pid}.tmp"])
+    assert remove_stale_temporaries(tmp_path / "nowhere") == []

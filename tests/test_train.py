@@ -1,12 +1,16 @@
 """train.py end to end on a tiny corpus: exact resume, the log, and every bad input."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from helpers import small_corpus
 
-from minirnnsearch import backend, checkpoint, model, training
+from minirnnsearch import backend, checkpoint, model, training, translation
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +140,164 @@ def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
         == 130
     assert "saved" in capsys.readouterr().err
     assert checkpoint.load_checkpoint(tmp_path, "last")[2]["step"] == 4
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--batch-size", "0", "must be at least 1, got 0"),
+    ("--hidden", "0", "must be at least 1, got 0"),
+    ("--emb", "-8", "must be at least 1, got -8"),
+    ("--lr", "-1", "must be more than 0, got -1"),
+    ("--lr", "0", "must be more than 0, got 0"),
+    ("--clip", "0", "must be more than 0, got 0"),
+    ("--max-len", "0", "must be at least 1, got 0"),
+    ("--vocab-size", "4", "must be at least 5 (the 4 special tokens and one word), got 4"),
+    ("--epochs", "0", "must be at least 1, got 0"),
+    ("--max-steps", "0", "must be at least 1, got 0"),
+    ("--max-time", "-5", "must be more than 0, got -5"),
+    ("--valid-every", "0", "must be at least 1, got 0"),
+    ("--valid-size", "0", "must be at least 1, got 0"),
+    ("--patience", "0", "must be at least 1, got 0"),
+    ("--seed", "-1", "must be at least 0, got -1"),
+    ("--max-steps", "ten", "must be an integer, got 'ten'"),
+    ("--lr", "nan", "must be a finite number, got 'nan'"),
+])
+def test_bad_flags_get_one_line_from_argparse(corpus, tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as e:
+        training.main(args(corpus, tmp_path / "r", flag, value))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"train.py: error: argument {flag}: {message}"
+    assert "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def test_out_naming_a_file_is_refused(corpus, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    for out, message in ((tmp_path / "notes.txt", "is an existing file, not a directory"),
+                         (tmp_path / "notes.txt" / "run", "(in ")):
+        with pytest.raises(SystemExit) as e:
+            training.main(args(corpus, out))
+        assert e.value.code == 2
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith(f"train.py: error: argument --out: {tmp_path / 'notes.txt'}")
+        assert message in last
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, monkeypatch):
+    """SIGTERM really delivered to this process at the 5th update: ``last`` holds step 4, the
+    message says how to resume, exit status 143, the previous handler is back, and the run
+    resumes from there."""
+    real, calls = model.loss_and_grads, []
+
+    def terminated(params, cfg, batch):
+        calls.append(1)
+        if len(calls) == 5:
+            signal.raise_signal(signal.SIGTERM)
+        return real(params, cfg, batch)
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(model, "loss_and_grads", terminated)
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "20",
+                              "--valid-every", "100")) == 143
+    err = capsys.readouterr().err
+    assert (f"stopped by SIGTERM: saved {tmp_path / 'b' / 'last.npz'} at step 4; "
+            f"continue with --resume --out {tmp_path / 'b'}") in err
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["step"] == 4
+    monkeypatch.undo()
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "5", "--resume")) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["step"] == 5
+
+
+@pytest.mark.parametrize(("sig", "status", "said"), [
+    (signal.SIGTERM, 143, "stopped by SIGTERM: saved"),
+    (signal.SIGINT, 130, "interrupted: saved"),
+])
+def test_signal_from_outside_saves_last(corpus, tmp_path, sig, status, said):
+    """A training process sent SIGTERM (what SLURM, Kubernetes, ``timeout`` and systemd send)
+    or SIGINT (Ctrl-C) by another process once it has validated: both save ``last``, say how to
+    resume and exit with 128 + the signal's number."""
+    out = tmp_path / "run"
+    # the child starts from the signal handlers a shell gives (a test runner may ignore SIGINT)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+            "from minirnnsearch.training import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code,
+         *args(corpus, out, "--max-time", "3", "--patience", "1000000")],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "log.jsonl").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no validation within 2 minutes"
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, err
+    assert said in err and f"continue with --resume --out {out}" in err
+    assert "Traceback" not in err
+    assert checkpoint.load_checkpoint(out, "last")[2]["step"] >= 3
+
+
+def test_stale_temporaries_of_dead_runs_are_removed_at_start(corpus, tmp_path, capsys):
+    """What ``kill -9`` during a save leaves: temporaries named with the pid of a process that
+    is gone are removed at the next start; one of a live process and other files stay."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        tmp_path.mkdir(exist_ok=True)
+        dead = [tmp_path / f".last.npz.{ended.pid}.tmp", tmp_path / f".best.json.{ended.pid}.tmp"]
+        kept = [tmp_path / f".last.npz.{alive.pid}.tmp", tmp_path / "notes.tmp",
+                tmp_path / f".notes.txt.{ended.pid}.tmp", tmp_path / f"last.npz.{ended.pid}.tmp"]
+        for p in dead + kept:
+            p.write_bytes(b"PK\x03\x04 half")
+        assert training.main(args(corpus, tmp_path, "--max-steps", "3")) == 0
+        assert alive.poll() is None
+    finally:
+        alive.kill()
+        alive.wait()
+    assert not any(p.exists() for p in dead)
+    assert all(p.exists() for p in kept)
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: removed 2 temporary files of ended runs' unfinished saves" in err
+    assert dead[0].name in err and dead[1].name in err
+
+
+def test_the_last_epoch_ends_with_a_validation_and_both_checkpoints(corpus, tmp_path, capsys):
+    """A run stopped by --epochs between two validations still validates and saves."""
+    assert training.main(args(corpus, tmp_path, "--epochs", "1", "--valid-every", "1000",
+                              "--batch-size", "40")) == 0
+    assert "stopped: 1 epochs done" in capsys.readouterr().err
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["epoch"] == 1
+    for name in ("best", "last"):
+        assert checkpoint.load_checkpoint(tmp_path, name)[2]["step"] == lines[0]["step"]
+    assert training.main(args(corpus, tmp_path, "--epochs", "1", "--resume")) == 0
+    assert "stopped: 1 epochs done. " + str(lines[0]["step"]) in capsys.readouterr().err
+
+
+def test_odd_but_valid_text_trains_and_translates(corpus, tmp_path, capsys):
+    """Input that always worked and must keep working: CRLF line ends, a leading
+    byte-order mark, emoji, a NUL byte and a 100,000-word line are text like any other (the long
+    pair is dropped by --max-len, the long input line cut with a warning)."""
+    en = ["\ufeff" + "the cat 😀 sees it .", "I see\x00 it .", " ".join(["word"] * 100_000)]
+    fr = ["le chat 😀 le voit .", "je le vois .", "mot"]
+    for name, lines in (("odd.en", en), ("odd.fr", fr)):
+        base = (corpus / name.replace("odd", "train")).read_text(encoding="utf-8")
+        (tmp_path / name).write_bytes(("\r\n".join(lines) + "\r\n" + base).encode("utf-8"))
+    odd = ["--train-src", str(tmp_path / "odd.en"), "--train-tgt", str(tmp_path / "odd.fr")]
+    assert training.main(args(corpus, tmp_path / "run", "--max-steps", "2", *odd)) == 0
+    assert "(1 longer than 50 dropped)" in capsys.readouterr().err
+    (tmp_path / "in.en").write_bytes("\r\n".join(en).encode("utf-8") + b"\r\n")
+    assert translation.main(["--model", str(tmp_path / "run"), "--device", "cpu", "--quiet",
+                             "--beam", "2", "--input", str(tmp_path / "in.en")]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.split("\n")) == 4  # three lines in, three out
+    assert "in.en:3: 100000 tokens, cut to the trained maximum of 50" in out.err

@@ -118,3 +118,30 @@ def test_foreign_checkpoints(run, tmp_path, capsys):
     js.write_text(json.dumps(doc), encoding="utf-8")
     assert "do not match the model's" in fails(run, capsys, "--input", str(run / "dev.en"),
                                                model=other)
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--beam", "0"], "argument --beam: must be at least 1 (1 = greedy), got 0"),
+    (["--nbest", "0"], "argument --nbest: must be at least 1, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["--alpha", "-1"], "argument --alpha: must be at least 0, got -1"),
+    (["--alpha", "inf"], "argument --alpha: must be a finite number, got 'inf'"),
+])
+def test_bad_numbers_get_one_line_from_argparse(run, capsys, argv, line):
+    with pytest.raises(SystemExit) as e:
+        translation.main(["--model", str(run / "run"), "--device", "cpu", *argv])
+    assert e.value.code == 2
+    out = capsys.readouterr()
+    assert out.err.splitlines()[-1] == f"translate.py: error: {line}"
+    assert out.out == "" and "Traceback" not in out.err
+
+
+def test_output_paths_that_cannot_be_written_are_refused(run, tmp_path, capsys):
+    (tmp_path / "figs").write_text("mine\n")
+    for argv, said in ((["--output", str(tmp_path)], "is a directory, not a file"),
+                       (["--output", str(tmp_path / "no" / "out.fr")], "is not a directory"),
+                       (["--attention-png", str(tmp_path / "figs")], "is an existing file")):
+        with pytest.raises(SystemExit) as e:
+            translation.main(["--model", str(run / "run"), "--device", "cpu", *argv])
+        assert e.value.code == 2
+        assert said in capsys.readouterr().err.splitlines()[-1]
