@@ -25,6 +25,7 @@ from minirnnsearch.data.german import (
     SIMPLE,
     SUBORDINATORS,
     VERBS,
+    move_statistics,
     phenomena,
     verb_moves,
 )
@@ -77,6 +78,17 @@ def test_every_verb_has_its_counterpart_and_moves_are_measured_from_text():
     # seen: English token 3 -> German token 8 (gesehen); called: 14 -> 14 (the comma counts)
     assert verb_moves(en, de) == [5, 0]
     assert verb_moves("We call them.", "Wir rufen sie an.") == [0, 2]  # rufen, prefix an
+
+
+def test_german_verbs_move_far_and_french_ones_hardly(pairs):
+    fr = corpus.generate_pairs(1000, seed=5)
+    assert verb_moves("We see it and they see them.", "Nous le voyons et ils les voient.",
+                      corpus.EN_VERB, corpus.FR_VERB, {}) == [1, 1]
+    fr_moves = move_statistics(fr, en_verb=corpus.EN_VERB, tgt_verb=corpus.FR_VERB,
+                               prefix_verb={})
+    de_moves = move_statistics(pairs)
+    assert fr_moves["moved_5"] < 0.05 < 0.5 < de_moves["moved_5"]
+    assert fr_moves["move_median"] < de_moves["move_median"]
 
 
 def test_verbs_match_one_for_one(pairs):

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .german import GermanGrammar, phenomena
+from .german import GermanGrammar, move_statistics, phenomena
 
 VOWELS = "aeiouhéèêàâîôûœ"  # h: only h muet words are listed
 
@@ -125,6 +125,9 @@ paint paints peins peins peint peignons peignez peignent
 describe describes décris décris décrit décrivons décrivez décrivent
 """
 VERBS = {row.split()[0]: row.split()[1:] for row in VERBS_TABLE.strip().splitlines()}
+# word -> its verb, for measuring how far verbs move (german.verb_moves)
+EN_VERB = {w: base for base, forms in VERBS.items() for w in (base, forms[0])}
+FR_VERB = {w: base for base, forms in VERBS.items() for w in forms[1:]}
 
 # subject pronouns: english, french, person index (0 je .. 5 ils), english verb form is 3sg?
 PRONOUNS = [("I", "je", 0, False), ("you", "vous", 4, False), ("he", "il", 2, True),
@@ -373,11 +376,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{lengths[len(lengths) // 2]} max {lengths[-1]}, "
               f"{sum(n > 30 for n in lengths) / len(lengths):.1%} over 30, "
               f"{len(words)} distinct words")
-    if args.pair == "en-de":  # the phenomena counted back from the training text
-        pairs = list(zip(paths["train.en"].read_text(encoding="utf-8").splitlines(),
-                         paths["train.de"].read_text(encoding="utf-8").splitlines(), strict=True))
-        print("train phenomena: " + ", ".join(f"{k} {v:.3g}"
-                                              for k, v in phenomena(pairs).items()))
+    tgt = target_language(args.pair)
+    pairs = list(zip(paths["train.en"].read_text(encoding="utf-8").splitlines(),
+                     paths[f"train.{tgt}"].read_text(encoding="utf-8").splitlines(), strict=True))
+    # counted back from the training text
+    stats = (phenomena(pairs) if args.pair == "en-de" else
+             move_statistics(pairs, en_verb=EN_VERB, tgt_verb=FR_VERB, prefix_verb={}))
+    print("train phenomena: " + ", ".join(f"{k} {v:.3g}" for k, v in stats.items()))
     return 0
 
 

@@ -512,18 +512,43 @@ EN_VERB, DE_VERB, PREFIX_VERB = _lemma_tables()
 CLAUSE_END = {"￭,", "￭.", "und"}  # tokens after a clause-final separable prefix
 
 
-def verb_moves(en: str, de: str) -> list[int]:
-    """For each German verb word (finite, participle, infinitive, separable prefix at the clause
-    end) of a generated pair, |its token position - its English verb's token position|: how far
-    from it two cursors moving in step would be. Counted from the text alone."""
-    en_pos = {EN_VERB[t]: i for i, t in enumerate(tokenize(en)) if t in EN_VERB}
-    de_toks = tokenize(de) + [""]
+def verb_moves(en: str, tgt: str, en_verb: dict[str, str] = EN_VERB,
+               tgt_verb: dict[str, str] = DE_VERB,
+               prefix_verb: dict[str, str] = PREFIX_VERB) -> list[int]:
+    """For each target verb word of a generated pair (finite, participle, infinitive, separable
+    prefix at the clause end), |its token position - its English verb's token position|: how
+    far from it two cursors moving in step would be. Counted from the text alone: the tables
+    map words to their verb; the k-th target word of a verb is matched with the k-th English
+    word of that verb (German uses each verb once a sentence; French keeps the clause order),
+    a prefix with the English word of the verb it belongs to."""
+    en_pos: dict[str, list[int]] = {}
+    for i, t in enumerate(tokenize(en)):
+        if t in en_verb:
+            en_pos.setdefault(en_verb[t], []).append(i)
+    toks = tokenize(tgt) + [""]
+    matched: dict[str, int] = {}  # verb -> how many of its words were matched so far
     moves = []
-    for j, t in enumerate(de_toks[:-1]):
-        lemma = DE_VERB.get(t) or (PREFIX_VERB.get(t) if de_toks[j + 1] in CLAUSE_END else None)
-        if lemma:
-            moves.append(abs(j - en_pos[lemma]))
+    for j, t in enumerate(toks[:-1]):
+        if t in tgt_verb:
+            lemma = tgt_verb[t]
+            matched[lemma] = matched.get(lemma, 0) + 1
+        elif t in prefix_verb and toks[j + 1] in CLAUSE_END:
+            lemma = prefix_verb[t]
+        else:
+            continue
+        moves.append(abs(j - en_pos[lemma][matched[lemma] - 1]))
     return moves
+
+
+def move_statistics(pairs: list[tuple[str, str]], **tables: dict[str, str]) -> dict[str, float]:
+    """``verb_moves`` over ``pairs`` (``tables`` as there): moved_5, the share of sentences with
+    a verb moved 5 or more tokens; moved_5_verbs, the share of verb words; move_median and
+    move_mean over verb words."""
+    per_sentence = [verb_moves(en, tgt, **tables) for en, tgt in pairs]
+    moves = [m for ms in per_sentence for m in ms]
+    return {"moved_5": sum(max(ms, default=0) >= 5 for ms in per_sentence) / len(pairs),
+            "moved_5_verbs": sum(m >= 5 for m in moves) / len(moves),
+            "move_median": statistics.median(moves), "move_mean": statistics.fmean(moves)}
 
 
 NOUN_FORMS = {n.form(c, p): n in COMPOUNDS for n in SIMPLE + COMPOUNDS
@@ -542,8 +567,7 @@ def phenomena(pairs: list[tuple[str, str]]) -> dict[str, float]:
     move_mean, moved_5_verbs; and the English words per sentence (words_median, words_max)."""
     n = dict.fromkeys(["verbs", "perfect", "modal", "negated", "pronoun", "separable", "nouns",
                        "compound", "mains", "that_clause", "subordinate", "fronted",
-                       "with_subordinate", "with_relative", "with_compound", "moved_5"], 0)
-    moves: list[int] = []
+                       "with_subordinate", "with_relative", "with_compound"], 0)
     words: list[int] = []
     separable = {v.infinitive for v in VERBS if v.prefix}
     for en, de in pairs:
@@ -573,17 +597,13 @@ def phenomena(pairs: list[tuple[str, str]]) -> dict[str, float]:
         n["with_subordinate"] += bool(subs) or "dass" in dt
         n["with_relative"] += any(a == "￭," and b in RELATIVE
                                   for a, b in zip(dt, dt[1:], strict=False))
-        m = verb_moves(en, de)
-        moves += m
-        n["moved_5"] += max(m) >= 5
     plain = n["mains"] - n["that_clause"]
     rates = {k: n[k] / n["verbs"] for k in ("perfect", "modal", "negated", "pronoun",
                                              "separable")}
     rates |= {"compound": n["compound"] / n["nouns"], "that_clause": n["that_clause"] / n["mains"],
               "subordinate": n["subordinate"] / plain, "fronted": n["fronted"] / plain}
     rates |= {k: n[k] / len(pairs) for k in ("with_subordinate", "with_relative",
-                                              "with_compound", "moved_5")}
-    rates |= {"move_median": statistics.median(moves), "move_mean": statistics.fmean(moves),
-              "moved_5_verbs": sum(m >= 5 for m in moves) / len(moves),
-              "words_median": statistics.median(words), "words_max": max(words)}
+                                              "with_compound")}
+    rates |= move_statistics(pairs)
+    rates |= {"words_median": statistics.median(words), "words_max": max(words)}
     return rates
