@@ -314,7 +314,7 @@ class Predicate:
     middle: list[str]  # object, prepositional phrase, nicht
     right: list[str]  # main clause end: participle, infinitive or separable prefix
     sub_tail: list[str]  # subordinate clause end: ... participle/infinitive + finite verb
-    pronoun: bool  # the object is a pronoun (first in the middle field)
+    pronoun: bool  # the object is a pronoun (the first word of the middle field)
 
 
 class GermanGrammar:
@@ -367,7 +367,8 @@ class GermanGrammar:
                            RATES["modal"]])[0]
         negate = r.random() < RATES["negated"]
         modal = r.choice(["can", "will", "want"] if negate else sorted(MODALS))
-        if r.random() < RATES["pronoun"]:
+        pronoun = r.random() < RATES["pronoun"]
+        if pronoun:
             obj_en = r.choice(sorted(OBJECT_PRONOUNS))
             obj_de, kein = [OBJECT_PRONOUNS[obj_en]], False
             obj_en_words = [obj_en, verb.particle] if verb.particle else [obj_en]
@@ -402,7 +403,7 @@ class GermanGrammar:
             middle = middle + pp_de
         if negate and not kein:
             middle = middle + ["nicht"]
-        return Predicate(en, finite, middle, right, sub_tail, len(obj_de) == 1)
+        return Predicate(en, finite, middle, right, sub_tail, pronoun)
 
     def subject(self) -> tuple[list[str], list[str], int, bool, bool]:
         """English words, German words (nominative), person, English 3rd singular, pronoun?"""
@@ -428,21 +429,20 @@ class GermanGrammar:
             return (subj_en + [en_3sg if third else say, "that"] + sub_en,
                     subj_de + [forms.split()[person], ",", "dass"] + sub_de + [","])
         pred = self.predicate(person, third, 0)
-        front = r.random() < RATES["fronted"]
-        if front and r.random() < 1 / 3:
-            front_en, front_de = self.prepositional_phrase(0)
-        elif front:
-            adverb = r.choice(sorted(ADVERBS))
-            front_en, front_de = adverb.split(), ADVERBS[adverb].split()
-        if not front:
-            en = subj_en + pred.en
+        front_en, front_de = [], []
+        if r.random() < RATES["fronted"]:  # a third of them prepositional phrases
+            if r.random() < 1 / 3:
+                front_en, front_de = self.prepositional_phrase(0)
+            else:
+                adverb = r.choice(sorted(ADVERBS))
+                front_en, front_de = adverb.split(), ADVERBS[adverb].split()
+        en = front_en + subj_en + pred.en
+        if not front_de:
             de = subj_de + [pred.finite] + pred.middle + pred.right
         elif pred.pronoun and not subj_pronoun:  # "Heute sieht ihn der Mann"
-            en = front_en + subj_en + pred.en
             de = (front_de + [pred.finite] + pred.middle[:1] + subj_de + pred.middle[1:]
                   + pred.right)
         else:
-            en = front_en + subj_en + pred.en
             de = front_de + [pred.finite] + subj_de + pred.middle + pred.right
         if r.random() < RATES["subordinate"]:
             conj = r.choice(sorted(SUBORDINATORS))
