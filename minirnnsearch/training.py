@@ -43,7 +43,7 @@ from .cli import (
     vocab_size,
 )
 from .data.batching import epoch_batches, filter_by_length, make_batch
-from .data.corpus import builtin_corpus
+from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
 from .data.tokenize import detokenize, tokenize
 from .data.vocab import Vocab
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "English->French corpus and the small model.")
     d = ap.add_argument_group("data (line-aligned parallel text, UTF-8, one sentence per line)")
     d.add_argument("--train-src", help="training source file (default: the built-in corpus)")
+    d.add_argument("--pair", default="en-fr", choices=tuple(PAIRS),
+                   help="the built-in corpus to train on without --train-src (default en-fr)")
     d.add_argument("--train-tgt", help="training target file")
     d.add_argument("--dev-src", help="development source file, for validation")
     d.add_argument("--dev-tgt", help="development target file (the raw reference for BLEU)")
@@ -172,9 +174,10 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
         paths = dict(train_src=args.train_src, train_tgt=args.train_tgt,
                      dev_src=args.dev_src, dev_tgt=args.dev_tgt)
     else:
-        files = builtin_corpus(DEFAULT_CORPUS_CACHE, seed=1234)
-        paths = dict(train_src=files["train.en"], train_tgt=files["train.fr"],
-                     dev_src=files["dev.en"], dev_tgt=files["dev.fr"])
+        files = builtin_corpus(DEFAULT_CORPUS_CACHE, seed=1234, pair=args.pair)
+        tgt = target_language(args.pair)
+        paths = dict(train_src=files["train.en"], train_tgt=files[f"train.{tgt}"],
+                     dev_src=files["dev.en"], dev_tgt=files[f"dev.{tgt}"])
     train = [(tokenize(s), tokenize(t)) for s, t in _read(paths["train_src"], paths["train_tgt"])]
     dev = _read(paths["dev_src"], paths["dev_tgt"])
     if vocabs is None:
@@ -227,6 +230,7 @@ class Trainer:
             # what fixes the data order and the model is the run's own, not the command line's
             for k in ("seed", "batch_size", "max_len", "optimizer", "lr"):
                 setattr(args, k, meta[k])
+            args.pair = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
         else:
             vocabs = None
         self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(args, vocabs)
@@ -266,7 +270,8 @@ class Trainer:
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
-                    batch_size=self.args.batch_size, max_len=self.args.max_len)
+                    batch_size=self.args.batch_size, max_len=self.args.max_len,
+                    pair=self.args.pair)
 
     def save(self, name: str) -> None:
         if self.group.is_root:

@@ -1,5 +1,6 @@
 """train.py end to end on a tiny corpus: exact resume, the log, and every bad input."""
 
+import functools
 import json
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from helpers import small_corpus
 
 from minirnnsearch import backend, checkpoint, model, training, translation
+from minirnnsearch.data import corpus as data_corpus
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +303,16 @@ def test_odd_but_valid_text_trains_and_translates(corpus, tmp_path, capsys):
     out = capsys.readouterr()
     assert len(out.out.split("\n")) == 4  # three lines in, three out
     assert "in.en:3: 100000 tokens, cut to the trained maximum of 50" in out.err
+
+
+def test_pair_en_de_trains_on_the_german_corpus_and_resume_keeps_it(tmp_path, monkeypatch):
+    small = functools.partial(data_corpus.builtin_corpus, n_train=300, n_dev=10, n_test=10)
+    monkeypatch.setattr(training, "builtin_corpus", small)
+    monkeypatch.chdir(tmp_path)
+    run = ["--preset", "tiny", "--batch-size", "8", "--device", "cpu", "--quiet", "--out", "r"]
+    assert training.main([*run, "--pair", "en-de", "--max-steps", "2"]) == 0
+    meta = json.loads((tmp_path / "r" / "last.json").read_text(encoding="utf-8"))
+    assert meta["pair"] == "en-de" and "Haus" in meta["tgt_vocab"]["tokens"]
+    assert training.main([*run, "--resume", "--max-steps", "3"]) == 0  # no --pair: the run's own
+    meta = json.loads((tmp_path / "r" / "last.json").read_text(encoding="utf-8"))
+    assert meta["pair"] == "en-de" and meta["step"] == 3

@@ -14,17 +14,22 @@ What it exercises, the things that make alignment worth learning:
 
 Every English sentence has exactly one French translation, so the mapping can be learnt. The
 files written are plain line-aligned text, read by the same code as any user's corpus.
+The second built-in pair, English->German (``german.py``), shares the files and commands here:
 
-    python -m minirnnsearch.data.corpus OUTDIR       writes the corpus and prints its statistics
+    python -m minirnnsearch.data.corpus [--pair en-de] OUTDIR
+                                 writes the corpus (default en-fr) and prints its statistics
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .german import GermanGrammar, move_statistics, phenomena
 
 VOWELS = "aeiouhéèêàâîôûœ"  # h: only h muet words are listed
 
@@ -120,6 +125,9 @@ paint paints peins peins peint peignons peignez peignent
 describe describes décris décris décrit décrivons décrivez décrivent
 """
 VERBS = {row.split()[0]: row.split()[1:] for row in VERBS_TABLE.strip().splitlines()}
+# word -> its verb, for measuring how far verbs move (german.verb_moves)
+EN_VERB = {w: base for base, forms in VERBS.items() for w in (base, forms[0])}
+FR_VERB = {w: base for base, forms in VERBS.items() for w in forms[1:]}
 
 # subject pronouns: english, french, person index (0 je .. 5 ils), english verb form is 3sg?
 PRONOUNS = [("I", "je", 0, False), ("you", "vous", 4, False), ("he", "il", 2, True),
@@ -303,9 +311,18 @@ def _contract(prep: str, np_: NP) -> list[str]:
     return [_elide(prep, fr[0])] + fr
 
 
-def generate_pairs(n: int, seed: int) -> list[tuple[str, str]]:
-    """``n`` (English, French) sentence pairs, a deterministic function of ``seed``."""
-    g = Grammar(random.Random(seed))
+# language pair -> (target file suffix, grammar); a grammar's .sentence() gives (English, target)
+PAIRS = {"en-fr": ("fr", Grammar), "en-de": ("de", GermanGrammar)}
+
+
+def target_language(pair: str) -> str:
+    """The target file suffix of a built-in ``pair``: "fr" or "de"."""
+    return PAIRS[pair][0]
+
+
+def generate_pairs(n: int, seed: int, pair: str = "en-fr") -> list[tuple[str, str]]:
+    """``n`` (English, target) sentence pairs, a deterministic function of ``seed``."""
+    g = PAIRS[pair][1](random.Random(seed))
     return [g.sentence() for _ in range(n)]
 
 
@@ -317,16 +334,19 @@ def _write_atomic(path: Path, lines: list[str]) -> None:
 
 
 def builtin_corpus(cache_dir: str | Path, seed: int = 1234, n_train: int = 50000,
-                   n_dev: int = 500, n_test: int = 1000) -> dict[str, Path]:
-    """Write (once) and return the paths of train/dev/test .en/.fr in
-    ``cache_dir/builtin-v1-seed<seed>-<n_train>``; dev and test hold no sentence of train."""
-    out = Path(cache_dir) / f"builtin-v1-seed{seed}-{n_train}"
-    names = [f"{split}.{lang}" for split in ("train", "dev", "test") for lang in ("en", "fr")]
+                   n_dev: int = 500, n_test: int = 1000, pair: str = "en-fr") -> dict[str, Path]:
+    """Write (once) and return the paths of train/dev/test .en/.fr (or .de) in
+    ``cache_dir/builtin-v1-seed<seed>-<n_train>`` (en-de: ``builtin-en-de-v1-...``); dev and test
+    hold no sentence of train."""
+    tgt = target_language(pair)
+    name = "builtin" if pair == "en-fr" else f"builtin-{pair}"
+    out = Path(cache_dir) / f"{name}-v1-seed{seed}-{n_train}"
+    names = [f"{split}.{lang}" for split in ("train", "dev", "test") for lang in ("en", tgt)]
     paths = {name: out / name for name in names}
     if all(p.exists() for p in paths.values()):
         return paths
     out.mkdir(parents=True, exist_ok=True)
-    g = Grammar(random.Random(seed))
+    g = PAIRS[pair][1](random.Random(seed))
     train = [g.sentence() for _ in range(n_train)]
     seen = {en for en, _ in train}
     held: list[tuple[str, str]] = []
@@ -343,11 +363,12 @@ def builtin_corpus(cache_dir: str | Path, seed: int = 1234, n_train: int = 50000
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m minirnnsearch.data.corpus OUTDIR", file=sys.stderr)
-        return 2
-    paths = builtin_corpus(argv[0])
+    ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.corpus",
+                                 description="Write a built-in corpus and print its statistics.")
+    ap.add_argument("outdir")
+    ap.add_argument("--pair", default="en-fr", choices=tuple(PAIRS))
+    args = ap.parse_args(argv)
+    paths = builtin_corpus(args.outdir, pair=args.pair)
     for p in paths.values():
         lengths = sorted(len(line.split()) for line in p.read_text(encoding="utf-8").splitlines())
         words = {w for line in p.read_text(encoding="utf-8").splitlines() for w in line.split()}
@@ -355,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{lengths[len(lengths) // 2]} max {lengths[-1]}, "
               f"{sum(n > 30 for n in lengths) / len(lengths):.1%} over 30, "
               f"{len(words)} distinct words")
+    tgt = target_language(args.pair)
+    pairs = list(zip(paths["train.en"].read_text(encoding="utf-8").splitlines(),
+                     paths[f"train.{tgt}"].read_text(encoding="utf-8").splitlines(), strict=True))
+    # counted back from the training text
+    stats = (phenomena(pairs) if args.pair == "en-de" else
+             move_statistics(pairs, en_verb=EN_VERB, tgt_verb=FR_VERB, prefix_verb={}))
+    print("train phenomena: " + ", ".join(f"{k} {v:.3g}" for k, v in stats.items()))
     return 0
 
 
