@@ -25,7 +25,7 @@ import sacrebleu
 
 from . import training
 from .checkpoint import checkpoint_exists
-from .cli import beam_size, output_dir, positive_float, positive_int
+from .cli import beam_size, non_negative_int, output_dir, positive_float, positive_int
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import read_lines
 from .data.tokenize import tokenize
@@ -61,9 +61,10 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
             continue
         print(f"{pair} {variant}: training for {args.minutes:g} minutes into {run}",
               file=sys.stderr)
+        band = ["--band", str(args.band)] if variant == "cursors" and args.band else []
         code = training.main(["--pair", pair, "--variant", variant, "--max-time",
                               str(args.minutes), "--out", str(run), "--device", args.device,
-                              *train_args])
+                              *band, *train_args])
         if code:
             return code
     paths = builtin_corpus(training.DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="one run directory per pair and model")
     ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
     ap.add_argument("--retrain", action="store_true", help="train even where a run exists")
+    ap.add_argument("--band", type=non_negative_int, default=0,
+                    help="train the cursors with emissions within this many positions of the "
+                         "diagonal (train.py --band; 0: the exact marginal)")
     ap.add_argument("--beam", type=beam_size, default=5)
     ap.add_argument("--test-size", type=positive_int,
                     help="translate only the first N test sentences")
