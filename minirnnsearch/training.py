@@ -14,7 +14,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .checkpoint import CheckpointError, checkpoint_exists, load_checkpoint, sav
 from .data.batching import epoch_batches, filter_by_length, make_batch
 from .data.corpus import builtin_corpus
 from .data.io import DataError, read_parallel
-from .data.tokenize import detokenize, tokenize
+from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab
 from .optim import clip_grad_norm, make_optimizer
 
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop training pairs longer than this many tokens (paper: 50)")
     d.add_argument("--vocab-size", type=int, default=30000,
                    help="words per vocabulary, specials included (paper: 30000)")
+    d.add_argument("--subword", type=int, metavar="N",
+                   help="subword units: train one sentencepiece model of N pieces on both sides "
+                        "(needs the [subword] extra); default: whole words")
     m = ap.add_argument_group("model")
     m.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
     m.add_argument("--preset", default="small", choices=tuple(model.PRESETS),
@@ -98,6 +101,8 @@ class Corpus:
     dev_src: list[list[int]]
     dev_tgt: list[list[int]]
     dev_ref: list[str]
+    tgt_seg: Segmenter = field(default_factory=WordSegmenter)  # target tokens -> raw text
+    subword: dict | None = None  # the checkpoint's record of the subword model, if any
 
 
 def _read(src: str, tgt: str) -> list[tuple[str, str]]:
@@ -107,10 +112,11 @@ def _read(src: str, tgt: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
-                ) -> tuple[Corpus, Vocab, Vocab]:
-    """Read (or generate) the data, build the vocabularies unless given (a resumed run keeps
-    its own), and turn every sentence into ids."""
+def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None,
+                subword: dict | None = None) -> tuple[Corpus, Vocab, Vocab]:
+    """Read (or generate) the data, build the subword model (``--subword``) and the
+    vocabularies unless given (a resumed run keeps its own), and turn every sentence into
+    ids."""
     if args.train_src or args.train_tgt:
         if not (args.train_src and args.train_tgt and args.dev_src and args.dev_tgt):
             raise DataError("--train-src, --train-tgt, --dev-src and --dev-tgt go together")
@@ -120,7 +126,11 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
         files = builtin_corpus(DEFAULT_CORPUS_CACHE, seed=1234)
         paths = dict(train_src=files["train.en"], train_tgt=files["train.fr"],
                      dev_src=files["dev.en"], dev_tgt=files["dev.fr"])
-    train = [(tokenize(s), tokenize(t)) for s, t in _read(paths["train_src"], paths["train_tgt"])]
+    raw = _read(paths["train_src"], paths["train_tgt"])
+    if subword is None and vocabs is None and args.subword:
+        subword = train_subword([line for pair in raw for line in pair], args.out, args.subword)
+    src_seg, tgt_seg = segmenters(args.out, subword)
+    train = [(src_seg.encode(s), tgt_seg.encode(t)) for s, t in raw]
     dev = _read(paths["dev_src"], paths["dev_tgt"])
     if vocabs is None:
         vocabs = (Vocab.build([s for s, _ in train], args.vocab_size),
@@ -132,8 +142,9 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
         raise DataError(f"{paths['train_src']}: no training pair has at most --max-len "
                         f"{args.max_len} tokens on both sides")
     dev = dev[: args.valid_size]
-    corpus = Corpus(kept, [src_vocab.encode(tokenize(s)) for s, _ in dev],
-                    [tgt_vocab.encode(tokenize(t)) for _, t in dev], [t for _, t in dev])
+    corpus = Corpus(kept, [src_vocab.encode(src_seg.encode(s)) for s, _ in dev],
+                    [tgt_vocab.encode(tgt_seg.encode(t)) for _, t in dev], [t for _, t in dev],
+                    tgt_seg, subword)
     print(f"data: {len(kept)} training pairs ({len(ids) - len(kept)} longer than {args.max_len} "
           f"dropped), {len(dev)} dev pairs; vocabularies {len(src_vocab)} / {len(tgt_vocab)}",
           file=sys.stderr)
@@ -172,7 +183,8 @@ class Trainer:
                 setattr(args, k, meta[k])
         else:
             vocabs = None
-        self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(args, vocabs)
+        self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(
+            args, vocabs, resumed[2].get("subword") if resumed else None)
         if resumed is None:
             sizes = {k: getattr(args, k) for k in ("emb", "hidden", "align", "maxout")
                      if getattr(args, k) is not None}
@@ -209,7 +221,8 @@ class Trainer:
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
-                    batch_size=self.args.batch_size, max_len=self.args.max_len)
+                    batch_size=self.args.batch_size, max_len=self.args.max_len,
+                    subword=self.corpus.subword)
 
     def save(self, name: str) -> None:
         save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
@@ -220,7 +233,7 @@ class Trainer:
         packed = model.pack_params(self.params)
         hyps = decode.decode_sentences(packed, self.cfg, self.backend, self.corpus.dev_src,
                                        self.args.batch_size)
-        detok = [detokenize(self.tgt_vocab.decode(h[0].tokens)) for h in hyps]
+        detok = [self.corpus.tgt_seg.decode(self.tgt_vocab.decode(h[0].tokens)) for h in hyps]
         bleu = sacrebleu.BLEU(tokenize="13a")
         score = bleu.corpus_score(detok, [self.corpus.dev_ref]).score
         if not self.signature_shown:
