@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     opt = make_optimizer("adam", params)
 
     def step() -> None:
-        loss, grads = model.loss_and_grads(params, batch, cfg)
+        loss, grads = model.loss_and_grads(params, cfg, batch)
         clip_grad_norm(grads, 1.0)
         opt.step(params, grads)
         to_host(loss)  # wait for the device

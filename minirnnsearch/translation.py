@@ -109,13 +109,14 @@ class Translator:
 
     def _finish(self, h: decode.Hypothesis, src: list[str], unk_replace: bool) -> tuple:
         words = self.tgt_vocab.decode(h.tokens)
-        if unk_replace and self.cfg.variant != "encdec" and self.tgt_seg.kind == "word":
+        if unk_replace and h.attention is not None and self.tgt_seg.kind == "word":
             # source position of the largest weight per output word; </s> keeps the <unk>
             best = h.attention[: len(words)].argmax(axis=1)
             words = [src[j] if w == UNK and j < len(src) else w
                      for w, j in zip(words, best, strict=True)]
         shown = [self.tgt_seg.show(w) for w in ([*words, "</s>"] if h.finished else words)]
-        return (self.tgt_seg.decode(words), h.score, h.attention[: len(shown)],
+        return (self.tgt_seg.decode(words), h.score,
+                None if h.attention is None else h.attention[: len(shown)],
                 [self.src_seg.show(w) for w in [*src, "</s>"]], shown)
 
 
