@@ -21,6 +21,15 @@ context has its own class, forward beside backward, in ``contexts.py``:
 The appendix (A.2.2) writes s_{i-1} in t~_i, the main text (eq. 4) writes s_i: this code uses s_i,
 the state that has already seen c_i and y_{i-1}. The context c_i is computed from s_{i-1} before
 the decoder update, in the paper's order. y_0 is <s>.
+
+Dropout (training only; the paper used none, Nematus puts it in these places for this model):
+one mask per sentence, the same at every time step (Gal & Ghahramani 2016, Nematus's
+``shared_dropout_layer``), inverted (kept units scaled by 1/(1-p)), on
+    x_j      the source embeddings, before both encoder directions          m_x (B,E)
+    E y_i-1  the target embeddings, before the decoder GRU and the output   m_y (B,E)
+    s_i, c_i the decoder states and contexts entering the deep output       m_s (B,H), m_c (B,2H)
+    t_i      the maxout layer, before W_o                                   m_t (B,L)
+The recurrence itself is not dropped (s_i goes on to s_{i+1} whole). Decoding never drops.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .backend import Array, Backend, namespace
+from .backend import Array, Backend, dropout_mask, namespace
 from .contexts import CONTEXTS, Encoded
 from .data.vocab import BOS_ID
 from .nn.embedding import embedding_backward, embedding_forward
@@ -116,6 +125,32 @@ def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+class Masks(NamedTuple):
+    """Dropout masks, one row per sentence, shared by all its time steps (see the docstring)."""
+
+    src_emb: Array   # (B,E)  on x_j
+    tgt_emb: Array   # (B,E)  on E_tgt y_{i-1}
+    state: Array     # (B,H)  on s_i entering the deep output
+    context: Array   # (B,2H) on c_i entering the deep output
+    maxout: Array    # (B,L)  on t_i
+
+
+def dropout_masks(cfg: Config, batch_size: int, p: float, rng: np.random.Generator,
+                  backend: Backend, dtype: str = "float32") -> Masks | None:
+    """Fresh masks for one training batch, or None for p = 0 (nothing drawn, nothing
+    multiplied: the loss is exactly the undropped one). Random numbers come from ``rng`` on the
+    host (``backend.dropout_mask``)."""
+    if p == 0.0:
+        return None
+    sizes = Masks(cfg.emb, cfg.emb, cfg.hidden, 2 * cfg.hidden, cfg.maxout)
+    return Masks(*(dropout_mask(backend, (batch_size, d), p, rng, dtype) for d in sizes))
+
+
+def _drop(a: Array, m: Array | None) -> Array:
+    """a (T,B,D) or (B,D) times its sentence's mask m (B,D) at every step; a if m is None."""
+    return a if m is None else a * (m if a.ndim == 2 else m[None, ...])
+
+
 def _is_recurrent(name: str) -> bool:
     return name.split(".")[-1] in ("U_z", "U_r", "U")
 
@@ -165,15 +200,17 @@ def _add_stacked(grads: dict[str, Array], names: list[str], d: Array) -> None:
 
 
 def encode(
-    packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
+    packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array,
+    m_x: Array | None = None,
 ) -> tuple[Encoded, Array, tuple]:
     """The bidirectional encoder. src (B,S) ids, src_mask (B,S) -> (Encoded, s_0 (B,H), cache).
-    The context's per-sentence memory (the keys U_a h_j, the fixed vector) is made here once."""
+    The context's per-sentence memory (the keys U_a h_j, the fixed vector) is made here once.
+    m_x (B,E): dropout mask on the source embeddings (training only)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     mask = xp.astype(src_mask, dtype)                                  # (B,S)
     ids = xp.permute_dims(src, (1, 0))                                 # (S,B) time-major
-    x = embedding_forward(packed["E_src"], ids)                        # (S,B,E) x_j = E_src[w_j]
+    x = _drop(embedding_forward(packed["E_src"], ids), m_x)            # (S,B,E) x_j = E_src[w_j]
     gru = {p: (packed[f"{p}.W_x"], packed[f"{p}.b_x"], packed[f"{p}.U_zr"], packed[f"{p}.U"])
            for p in ("enc_fwd", "enc_bwd")}
     mask_t = xp.permute_dims(mask, (1, 0))                             # (S,B)
@@ -184,7 +221,8 @@ def encode(
     s0 = xp.tanh(hb[0, ...] @ packed["W_s"] + packed["b_s"])  # (B,H) s_0 = tanh(W_s bwd h_1)
     lengths = xp.sum(xp.astype(src_mask > 0, xp.int64), axis=1)       # (B,)
     memory = CONTEXTS[cfg.variant].memory(packed, annotations)
-    return Encoded(annotations, mask, lengths, memory), s0, (ids, cache_f, cache_b, hb[0, ...], s0)
+    return (Encoded(annotations, mask, lengths, memory), s0,
+            (ids, cache_f, cache_b, hb[0, ...], s0, m_x))
 
 
 def _encode_backward(
@@ -194,7 +232,7 @@ def _encode_backward(
     """Backward of ``encode`` from dannotations (B,S,2H) and ds0 (B,H) (the memory's gradient
     already turned into dannotations by the context), accumulating into ``grads``."""
     xp = namespace(ds0)
-    ids, cache_f, cache_b, hb1, s0 = cache
+    ids, cache_f, cache_b, hb1, s0, m_x = cache
     H = dannotations.shape[2] // 2
     dhf = xp.permute_dims(dannotations[:, :, :H], (1, 0, 2))              # (S,B,H)
     dhb = xp.permute_dims(dannotations[:, :, H:], (1, 0, 2))              # (S,B,H)
@@ -213,7 +251,7 @@ def _encode_backward(
         _add_stacked(grads, _gate_names(prefix, "b"), db_x)
         _add_stacked(grads, _gate_names(prefix, "U")[:2], dU_zr)
         grads[f"{prefix}.U"] += dU
-    embedding_backward(grads["E_src"], ids, dx)
+    embedding_backward(grads["E_src"], ids, _drop(dx, m_x))              # forward: x = E[w] m_x
 
 
 def _deep_output_forward(
@@ -284,24 +322,28 @@ class _Decoded(NamedTuple):
     ctx_caches: list       # T context step caches (state-dependent contexts)
     out_cache: tuple
     dt: Array | None       # (N,L) the softmax layer's gradient (when grads were asked for)
+    masks: Masks | None    # dropout masks (training), else None
 
 
 def _forward(
-    packed: dict[str, Array], cfg: Config, batch: Any, grads: dict[str, Array] | None = None
+    packed: dict[str, Array], cfg: Config, batch: Any, grads: dict[str, Array] | None = None,
+    masks: Masks | None = None,
 ) -> tuple[Array, _Decoded]:
     """The loss of a batch and everything its backward needs. With ``grads``, the softmax
-    layer's backward is done here already, chunk by chunk (``_softmax_loss``)."""
+    layer's backward is done here already, chunk by chunk (``_softmax_loss``). With ``masks``,
+    dropout (see the module docstring)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     ctx = CONTEXTS[cfg.variant]
-    enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask)
+    m = masks if masks is not None else Masks(None, None, None, None, None)
+    enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask, m.src_emb)
     B, T = batch.tgt.shape
     H, E = cfg.hidden, cfg.emb
     N = T * B
     tgt = xp.permute_dims(batch.tgt, (1, 0))                              # (T,B) y_i
     bos = xp.full((1, B), BOS_ID, dtype=tgt.dtype, device=tgt.device)
     y_prev = xp.concat([bos, tgt[: T - 1, ...]], axis=0)                  # (T,B) y_{i-1}, y_0 <s>
-    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (T,B,E)
+    ey = _drop(embedding_forward(packed["E_tgt"], y_prev), m.tgt_emb)     # (T,B,E)
     xproj = xp.reshape(xp.reshape(ey, (N, E)) @ packed["dec.W_x"] + packed["dec.b_x"],
                        (T, B, 3 * H))                                     # (T,B,3H) one product
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
@@ -328,13 +370,14 @@ def _forward(
         gru_caches.append(gru_cache)
 
     t, out_cache = _deep_output_forward(
-        packed, xp.reshape(s_all, (N, H)), xp.reshape(ey, (N, E)),
-        xp.reshape(c_all, (N, 2 * H)))                                    # (N,L)
+        packed, xp.reshape(_drop(s_all, m.state), (N, H)), xp.reshape(ey, (N, E)),
+        xp.reshape(_drop(c_all, m.context), (N, 2 * H)))                  # (N,L)
+    t = xp.reshape(_drop(xp.reshape(t, (T, B, cfg.maxout)), m.maxout), (N, cfg.maxout))
     tgt_mask = xp.reshape(xp.permute_dims(xp.astype(batch.tgt_mask, dtype), (1, 0)), (N,))
     weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
     loss_value, dt = _softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
     return loss_value, _Decoded(enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all,
-                                gru_caches, ctx_caches, out_cache, dt)
+                                gru_caches, ctx_caches, out_cache, dt, masks)
 
 
 def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
@@ -347,9 +390,12 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     E, N = cfg.emb, T * B
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
-    ds_out, dey, dc_out = _deep_output_backward(f.dt, f.out_cache, packed, grads)
-    ds_out = xp.reshape(ds_out, (T, B, H))                                # (T,B,H)
-    dc_out = xp.reshape(dc_out, (T, B, 2 * H))                            # (T,B,2H)
+    m = f.masks if f.masks is not None else Masks(None, None, None, None, None)
+    L = f.dt.shape[1]
+    dt = xp.reshape(_drop(xp.reshape(f.dt, (T, B, L)), m.maxout), (N, L))  # forward: t m_t
+    ds_out, dey, dc_out = _deep_output_backward(dt, f.out_cache, packed, grads)
+    ds_out = _drop(xp.reshape(ds_out, (T, B, H)), m.state)                # (T,B,H) s_i m_s
+    dc_out = _drop(xp.reshape(dc_out, (T, B, 2 * H)), m.context)          # (T,B,2H) c_i m_c
     dxproj = xp.empty((T, B, 3 * H), dtype=f.s_all.dtype, device=f.s_all.device)
     if not ctx.state_free:
         dc_all = xp.empty_like(dc_out)                                    # (T,B,2H)
@@ -375,7 +421,8 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
     _add_stacked(grads, _gate_names("dec", "C"), xp.reshape(f.c_all, (N, 2 * H)).T @ dxp2)
     dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
-    embedding_backward(grads["E_tgt"], f.y_prev, dey)
+    embedding_backward(grads["E_tgt"], f.y_prev,
+                       _drop(xp.reshape(dey, (T, B, E)), m.tgt_emb))      # forward: E[y] m_y
 
     if ctx.state_free:
         dc_all = dc_out + xp.reshape(dxp2 @ C_x.T, (T, B, 2 * H))         # (T,B,2H)
@@ -388,23 +435,26 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     _encode_backward(packed, f.enc_cache, dannotations, ds, grads)
 
 
-def loss(params: dict[str, Array], cfg: Config, batch: Any) -> Array:
-    """Mean negative log-likelihood per real target token (0-d array), no gradients."""
-    return _forward(pack_params(params), cfg, batch)[0]
+def loss(params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None
+         ) -> Array:
+    """Mean negative log-likelihood per real target token (0-d array), no gradients; dropout
+    only with ``masks`` (the gradient check fixes them)."""
+    return _forward(pack_params(params), cfg, batch, masks=masks)[0]
 
 
 def loss_and_grads(
-    params: dict[str, Array], cfg: Config, batch: Any
+    params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None
 ) -> tuple[Array, dict[str, Array]]:
     """The mean negative log-likelihood per real target token (padding excluded) and its
     gradients, a dict with the same keys as ``params``.
 
     ``batch`` has ``src`` (B,S) and ``tgt`` (B,T) integer ids (targets end with </s>) and
-    ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device."""
+    ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device.
+    ``masks`` (``dropout_masks``): dropout for this batch; None (the default) drops nothing."""
     xp = namespace(params["E_src"])
     packed = pack_params(params)
     grads = {k: xp.zeros_like(v) for k, v in params.items()}
-    loss_value, f = _forward(packed, cfg, batch, grads)
+    loss_value, f = _forward(packed, cfg, batch, grads, masks)
     _backward(packed, cfg, f, grads)
     return loss_value, grads
 

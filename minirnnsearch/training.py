@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sacrebleu
 from tqdm import tqdm
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "for adadelta (1.0) and sgd (0.1))")
     t.add_argument("--clip", type=float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
+    t.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                   help="dropout rate on the embeddings, the deep output's inputs and the maxout "
+                        "layer, as Nematus (paper: 0, the default); never when decoding")
     t.add_argument("--epochs", type=int, default=20, help="at most this many epochs")
     t.add_argument("--max-steps", type=int, help="stop after this many updates in all")
     t.add_argument("--max-time", type=float, help="stop after this many minutes of this run")
@@ -181,8 +185,12 @@ class Trainer:
             # what fixes the data order and the model is the run's own, not the command line's
             for k in ("seed", "batch_size", "max_len", "optimizer", "lr"):
                 setattr(args, k, meta[k])
+            args.dropout = meta.get("dropout", 0.0)
         else:
             vocabs = None
+        if not 0.0 <= args.dropout < 1.0:
+            raise TrainingError(f"--dropout {args.dropout:g}: a rate from 0 up to (not "
+                                "including) 1")
         self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(
             args, vocabs, resumed[2].get("subword") if resumed else None)
         if resumed is None:
@@ -222,7 +230,7 @@ class Trainer:
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
                     batch_size=self.args.batch_size, max_len=self.args.max_len,
-                    subword=self.corpus.subword)
+                    subword=self.corpus.subword, dropout=self.args.dropout)
 
     def save(self, name: str) -> None:
         save_checkpoint(self.out, name, self.params, self.opt.state_dict(), self.meta())
@@ -284,7 +292,12 @@ class Trainer:
                     b = make_batch([self.corpus.train[k][0] for k in idx],
                                    [self.corpus.train[k][1] for k in idx])
                     t0 = time.perf_counter()
-                    loss, grads = model.loss_and_grads(self.params, self.cfg, b.to(self.backend))
+                    # masks from (seed, step): the same on a resume, no generator state to save
+                    masks = model.dropout_masks(
+                        self.cfg, len(idx), args.dropout,
+                        np.random.default_rng([args.seed, self.step]), self.backend)
+                    loss, grads = model.loss_and_grads(self.params, self.cfg, b.to(self.backend),
+                                                       masks)
                     clip_grad_norm(grads, args.clip)
                     self.opt.step(self.params, grads)
                     self.step += 1

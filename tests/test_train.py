@@ -112,8 +112,8 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
     before = {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")}
     real = model.loss_and_grads
 
-    def exploding(params, cfg, batch):
-        loss, grads = real(params, cfg, batch)
+    def exploding(params, cfg, batch, masks=None):
+        loss, grads = real(params, cfg, batch, masks)
         return loss * float("nan"), {k: g * float("nan") for k, g in grads.items()}
 
     monkeypatch.setattr(model, "loss_and_grads", exploding)
@@ -125,14 +125,34 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
 def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     real, calls = model.loss_and_grads, []
 
-    def interrupted(params, cfg, batch):
+    def interrupted(params, cfg, batch, masks=None):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(params, cfg, batch)
+        return real(params, cfg, batch, masks)
 
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
     assert training.main(args(corpus, tmp_path, "--max-steps", "20", "--valid-every", "100")) \
         == 130
     assert "saved" in capsys.readouterr().err
     assert checkpoint.load_checkpoint(tmp_path, "last")[2]["step"] == 4
+
+
+def test_resume_is_bitwise_exact_with_dropout(corpus, tmp_path):
+    assert training.main(args(corpus, tmp_path / "a", "--max-steps", "6", "--dropout", "0.3")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "3", "--dropout", "0.3")) == 0
+    # the run's own dropout rate is kept on resume
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "6", "--resume")) == 0
+    assert training.main(args(corpus, tmp_path / "c", "--max-steps", "6")) == 0
+    a, b, c = (params_of(tmp_path / x) for x in "abc")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert not np.array_equal(a["W_o"], c["W_o"])                   # dropout changed training
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["dropout"] == 0.3
+
+
+@pytest.mark.parametrize("rate", ["1", "-0.1"])
+def test_bad_dropout_rate_is_one_line(corpus, tmp_path, capsys, rate):
+    assert training.main(args(corpus, tmp_path, "--dropout", rate)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--dropout {float(rate):g}" in err
