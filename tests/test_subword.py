@@ -2,6 +2,7 @@
 its model kept on resume and checked against the checkpoint's fingerprint."""
 
 import json
+import sys
 
 import pytest
 from helpers import small_corpus
@@ -113,3 +114,11 @@ def test_too_many_pieces_is_one_line(corpus, tmp_path, capsys):
                                     "--subword", "100000"))
     err = capsys.readouterr().err
     assert code == 2 and "--subword 100000: sentencepiece could not train" in err
+
+
+def test_without_sentencepiece_the_error_says_how_to_install(corpus, tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.setitem(sys.modules, "sentencepiece", None)  # import fails
+    code = training.main(train_args(corpus, tmp_path / "y", "--max-steps", "1"))
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install -e ".[subword]"' in err and err.count("error:") == 1
