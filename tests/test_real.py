@@ -68,7 +68,10 @@ def test_build_from_a_wheel_deduplicates_and_splits_reproducibly(tmp_path):
     with zipfile.ZipFile(wheel, "w") as z:
         z.writestr("pkg/locale/fr/LC_MESSAGES/a.po", PO + "\n" + body)
         z.writestr("pkg/locale/fr/LC_MESSAGES/b.po", body)          # duplicates
+        z.writestr("pkg/locale/fr/LC_MESSAGES/b.mo", b"compiled from b.po: not read again")
         z.writestr("pkg/locale/fr_CA/LC_MESSAGES/a.po", body.replace("ici", "icitte"))
+    assert [n for n, _ in real.find_catalogues([str(wheel)], "fr")] == [
+        f"{wheel.name}:pkg/locale/fr/LC_MESSAGES/{f}" for f in ("a.po", "b.po")]
     drops = Counter()
     pairs, read = real.build([str(wheel)], "fr", drops)
     assert [n for _, n in read] == [44, 40]                           # fr only, not fr_CA

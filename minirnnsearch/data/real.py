@@ -119,21 +119,22 @@ def read_mo(data: bytes, path: str = "<mo>") -> Iterator[tuple[str, str]]:
 def find_catalogues(sources: list[str], lang: str) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of every ``.mo``/``.po`` catalogue for ``lang`` (the directory ``lang``
     exactly: not ``fr_CA``) under each source, a directory or a wheel/zip file, in sorted
-    order."""
+    order. A ``.mo`` compiled from a ``.po`` beside it is left out (the ``.po`` is read)."""
+    def wanted(names: list[str]) -> list[str]:
+        names = [n for n in names if n.endswith((".mo", ".po"))
+                 and n.split("/")[-3:-1] == [lang, "LC_MESSAGES"]]
+        present = set(names)
+        return sorted(n for n in names if not (n.endswith(".mo") and n[:-3] + ".po" in present))
+
     for source in sources:
         p = Path(source)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if (f.suffix in (".mo", ".po") and f.parent.name == "LC_MESSAGES"
-                        and f.parent.parent.name == lang and f.is_file()):
-                    yield str(f), f.read_bytes()
+            for name in wanted([str(f) for f in p.rglob("*") if f.is_file()]):
+                yield name, Path(name).read_bytes()
         elif p.is_file() and zipfile.is_zipfile(p):
             with zipfile.ZipFile(p) as z:
-                for name in sorted(z.namelist()):
-                    parts = name.split("/")
-                    if (name.endswith((".mo", ".po")) and len(parts) >= 3
-                            and parts[-2] == "LC_MESSAGES" and parts[-3] == lang):
-                        yield f"{p.name}:{name}", z.read(name)
+                for name in wanted(z.namelist()):
+                    yield f"{p.name}:{name}", z.read(name)
         else:
             raise CatalogueError(f"{source}: neither a directory nor a wheel/zip file")
 
@@ -221,16 +222,18 @@ def split(pairs: list[tuple[str, str]], seed: int, n_dev: int, n_test: int
             "train": order[n_test + n_dev :]}
 
 
-def _package(path: str) -> tuple[str, str]:
-    """(Debian package, its copyright file) of an installed file, or ('', '')."""
+def _package(path: str) -> tuple[str, str, str]:
+    """(Debian package, its version, its copyright file) of an installed file, or empty."""
     try:
         out = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, check=False)
-    except OSError:
-        return "", ""
-    if out.returncode != 0 or ":" not in out.stdout:
-        return "", ""
-    pkg = out.stdout.split(":")[0].strip()
-    return pkg, f"/usr/share/doc/{pkg}/copyright"
+        if out.returncode != 0 or ":" not in out.stdout:
+            return "", "", ""
+        pkg = out.stdout.split(":")[0].strip()
+        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                                 text=True, check=False).stdout.strip()
+    except OSError:  # not a Debian system
+        return "", "", ""
+    return pkg, version, f"/usr/share/doc/{pkg}/copyright"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,10 +268,10 @@ def main(argv: list[str] | None = None) -> int:
             (out / f"{name}.{side}").write_text("".join(p[k] + "\n" for p in part),
                                                 encoding="utf-8")
     with open(out / "SOURCES.tsv", "w", encoding="utf-8") as f:
-        f.write("catalogue\tentries\tdebian_package\tcopyright\n")
+        f.write("catalogue\tentries\tdebian_package\tversion\tcopyright\n")
         for name, n in read:
-            pkg, cr = _package(name) if name.startswith("/") else ("", "")
-            f.write(f"{name}\t{n}\t{pkg}\t{cr}\n")
+            info = _package(name) if name.startswith("/") else ("", "", "")
+            f.write("\t".join((name, str(n), *info)) + "\n")
     print(f"{len(read)} catalogues, {sum(n for _, n in read)} entries -> {len(pairs)} pairs "
           f"(train {len(splits['train'])}, dev {len(splits['dev'])}, test "
           f"{len(splits['test'])}) in {out}", file=sys.stderr)
