@@ -136,3 +136,63 @@ def segmenters(run_dir: str | Path, record: dict[str, Any] | None
                         "(SHA-256 differs from the checkpoint's)")
     seg = SubwordSegmenter(path)
     return seg, seg
+
+
+def compare(train: tuple[str, str], dev: tuple[str, str], pieces: int, work: Path
+            ) -> dict[str, dict[str, float]]:
+    """Joint against per-side models of ``pieces`` pieces on the training files ``train``
+    (src, tgt), measured on ``dev``: pieces per sentence on each side, the share of target
+    pieces that also occur in their source sentence (copyable: names, numbers, placeholders),
+    pieces kept in each vocabulary, and dev target pieces never seen in training."""
+    from .io import read_lines
+
+    tr, dv = [read_lines(p) for p in train], [read_lines(p) for p in dev]
+    joint = SubwordSegmenter(work / "joint" / train_subword(tr[0] + tr[1], work / "joint",
+                                                            pieces)["file"])
+    sides = [SubwordSegmenter(work / side / train_subword(lines, work / side, pieces)["file"])
+             for side, lines in zip(("src", "tgt"), tr, strict=True)]
+    out = {}
+    for name, (s, t) in (("joint", (joint, joint)), ("per side", tuple(sides))):
+        seen = [{p for line in tr[k] for p in seg.encode(line)} for k, seg in enumerate((s, t))]
+        src, tgt = [s.encode(x) for x in dv[0]], [t.encode(x) for x in dv[1]]
+        n_tgt = sum(map(len, tgt))
+        out[name] = {
+            "src pieces/sentence": sum(map(len, src)) / len(src),
+            "tgt pieces/sentence": n_tgt / len(tgt),
+            "tgt pieces also in the source": sum(p in set(a) for a, b in zip(src, tgt, strict=True)
+                                                 for p in b) / n_tgt,
+            "src vocabulary": len(seen[0]), "tgt vocabulary": len(seen[1]),
+            "dev tgt pieces unseen": sum(p not in seen[1] for b in tgt for p in b) / n_tgt}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    import tempfile
+
+    ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.subword",
+                                 description="Measure a joint subword model against one per "
+                                             "side (see compare).")
+    ap.add_argument("train_src")
+    ap.add_argument("train_tgt")
+    ap.add_argument("dev_src")
+    ap.add_argument("dev_tgt")
+    ap.add_argument("--pieces", type=int, default=8000)
+    args = ap.parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            result = compare((args.train_src, args.train_tgt), (args.dev_src, args.dev_tgt),
+                             args.pieces, Path(work))
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    keys = list(result["joint"])
+    print(f"{'':32}" + "".join(f"{k:>12}" for k in result))
+    for k in keys:
+        print(f"{k:32}" + "".join(f"{result[m][k]:>12.4g}" for m in result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
