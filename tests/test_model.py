@@ -163,8 +163,8 @@ def test_dropout_zero_is_exactly_the_undropped_loss(dtype):
         np.testing.assert_array_equal(grads1[k], grads[k], err_msg=k)
 
 
-@pytest.mark.parametrize("variant", model.VARIANTS)
-def test_dropout_gradients_match_finite_differences_with_masks_fixed(variant):
+@pytest.mark.parametrize("variant", ["rnnsearch", "diagonal"])  # a state-dependent context, a
+def test_dropout_gradients_match_finite_differences_with_masks_fixed(variant):  # state-free one
     errors = gradcheck.check_model(variant, seed=2, dropout=0.4)
     bad = {k: v for k, v in errors.items() if v > 1e-6}
     assert not bad, f"{variant}: {bad}"
