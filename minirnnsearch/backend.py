@@ -12,7 +12,8 @@ arguments (``namespace(x)``), so the same lines run on
 What the standard lacks lives here, one function each with one branch per backend:
 ``scatter_add`` (embedding gradients), ``add_at_columns`` (the softmax gradient's -1 at each
 target), ``topk`` (beam search), ``to_device`` / ``to_host`` (moving arrays), and random
-initialisation made on the host with NumPy and moved once (``Backend.asarray``).
+numbers made on the host with NumPy and moved once: initialisation (``Backend.asarray``) and
+dropout masks (``dropout_mask``), so every backend sees the same numbers for the same seed.
 """
 
 from __future__ import annotations
@@ -116,6 +117,15 @@ def to_device(a: Any, backend: Backend, dtype: Any = None) -> Array:
     if backend.name == "strict":
         return backend.xp.asarray(np.asarray(a), dtype=dtype, device=backend.device)
     return backend.xp.asarray(a, dtype=dtype)
+
+
+def dropout_mask(backend: Backend, shape: tuple[int, ...], p: float, rng: np.random.Generator,
+                 dtype: Any = "float32") -> Array:
+    """An inverted-dropout mask on ``backend``'s device: each entry 1/(1-p) with probability
+    1-p, else 0 (so its mean is 1 and a model that never drops needs no rescaling). Drawn on
+    the host from ``rng`` and moved once: the Array API standard has no random numbers."""
+    keep = rng.random(shape) >= p
+    return backend.asarray(keep * (1.0 / (1.0 - p)), dtype=dtype)
 
 
 def to_host(x: Array) -> np.ndarray:

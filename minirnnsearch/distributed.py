@@ -62,13 +62,19 @@ def launched_size(environ: dict[str, str] | None = None) -> int:
     return 1
 
 
-def shard(items: Sequence[T], rank: int, size: int) -> Sequence[T]:
-    """Rank ``rank``'s contiguous share of ``items``: sizes differ by at most one, earlier ranks
-    get the larger shares, and a rank gets nothing when there are fewer items than ranks.
+def share(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous share [a, z) of n items: sizes differ by at most one, earlier
+    ranks get the larger shares, and a rank gets nothing when there are fewer items than ranks.
     Contiguous, because a batch comes sorted by length: each share stays tightly padded."""
-    q, extra = divmod(len(items), size)
+    q, extra = divmod(n, size)
     a = rank * q + min(rank, extra)
-    return items[a : a + q + (rank < extra)]
+    return a, a + q + (rank < extra)
+
+
+def shard(items: Sequence[T], rank: int, size: int) -> Sequence[T]:
+    """Rank ``rank``'s contiguous share of ``items`` (see ``share``)."""
+    a, z = share(len(items), rank, size)
+    return items[a:z]
 
 
 def fingerprint(arrays: dict[str, Array], *extra: Any) -> str:
@@ -272,21 +278,24 @@ def init() -> Local:
 
 
 def loss_and_grads(group: Local, params: dict[str, Array], cfg: model.Config, backend: Backend,
-                   pairs: Sequence[tuple[list[int], list[int]]]
-                   ) -> tuple[Array, dict[str, Array], int]:
+                   pairs: Sequence[tuple[list[int], list[int]]],
+                   masks: model.Masks | None = None) -> tuple[Array, dict[str, Array], int]:
     """The loss and gradients of the global batch ``pairs`` (source ids, target ids), computed
     by ``group``'s ranks together: this rank's share through ``model.loss_and_grads``, then the
     token-weighted sum over ranks (see the module docstring). Returns (mean loss per token, a 0-d
     array on the device; gradients; N, the global batch's real target tokens). Every rank gets
-    the same result; with one rank this is ``model.loss_and_grads`` on the whole batch."""
+    the same result; with one rank this is ``model.loss_and_grads`` on the whole batch. The
+    dropout ``masks`` (one row per pair of the global batch) are shared out with the pairs."""
     whole = make_batch([s for s, _ in pairs], [t for _, t in pairs])
     if group.size == 1:
-        loss, grads = model.loss_and_grads(params, cfg, whole.to(backend))
+        loss, grads = model.loss_and_grads(params, cfg, whole.to(backend), masks)
         return loss, grads, whole.n_tokens
     mine = shard(pairs, group.rank, group.size)
     if mine:
         b = make_batch([s for s, _ in mine], [t for _, t in mine])
-        loss, grads = model.loss_and_grads(params, cfg, b.to(backend))
+        a, z = share(len(pairs), group.rank, group.size)
+        my_masks = None if masks is None else model.Masks(*(m[a:z, ...] for m in masks))
+        loss, grads = model.loss_and_grads(params, cfg, b.to(backend), my_masks)
         n = b.n_tokens
     else:  # fewer pairs than ranks: this rank adds nothing
         xp = namespace(next(iter(params.values())))

@@ -1,7 +1,7 @@
 """Check every analytic gradient of the model against central finite differences.
 
     python -m minirnnsearch.gradcheck [--variant all|rnnsearch|encdec|diagonal|cursors]
-                                      [--threshold 1e-6] [--band 0]
+                                      [--threshold 1e-6] [--band 0] [--dropout P]
 
 Float64, a tiny model with random parameters (not the paper's near-zero initialisation, so that
 every path carries signal) and a batch of unequal lengths, padded on the source and target side.
@@ -10,7 +10,9 @@ For each parameter it prints the relative error (cs231n's ``rel_error``)
     max|a - n| / max(1e-8, max(|a| + |n|))      a analytic, n numerical (h = 1e-5)
 
 and exits 1 if any is above the threshold. ``--band`` checks the cursors with their training
-band (source lengths 6, 3 and 4 with </s>: band 1 leaves 3 cells per step).
+band (source lengths 6, 3 and 4 with </s>: band 1 leaves 3 cells per step). With ``--dropout P``
+the check runs with dropout masks drawn once and held fixed, so the loss is a fixed function of
+the parameters (the cursors have no dropout: they are checked without).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from . import model
 from .backend import get_backend
-from .cli import non_negative_int, positive_float
+from .cli import non_negative_int, positive_float, probability
 from .data.batching import Batch, make_batch
 
 
@@ -62,12 +64,16 @@ def tiny_problem(variant: str, seed: int = 0, band: int = 0
     return cfg, params, make_batch(src, tgt)
 
 
-def check_model(variant: str, seed: int = 0, band: int = 0) -> dict[str, float]:
-    """The relative error of every parameter's gradient for ``variant``, by name."""
+def check_model(variant: str, seed: int = 0, band: int = 0, dropout: float = 0.0
+                ) -> dict[str, float]:
+    """The relative error of every parameter's gradient for ``variant``, by name; with
+    ``dropout`` > 0, under one fixed set of dropout masks."""
     cfg, params, batch = tiny_problem(variant, seed, band)
-    _, grads = model.loss_and_grads(params, cfg, batch)
+    masks = model.dropout_masks(cfg, batch.src.shape[0], dropout, np.random.default_rng(seed),
+                                get_backend("cpu"), "float64")
+    _, grads = model.loss_and_grads(params, cfg, batch, masks)
     return {name: rel_error(grads[name], numerical_gradient(
-                lambda: float(model.loss(params, cfg, batch)), params[name]))
+                lambda: float(model.loss(params, cfg, batch, masks)), params[name]))
             for name in params}
 
 
@@ -79,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=non_negative_int, default=0)
     ap.add_argument("--band", type=non_negative_int, default=0,
                     help="the cursors' training band (0: none)")
+    ap.add_argument("--dropout", type=probability, default=0.0,
+                    help="check with dropout masks of this rate, held fixed")
     args = ap.parse_args(argv)
     variants = model.VARIANTS if args.variant == "all" else (args.variant,)
     worst = 0.0
     for variant in variants:
-        errors = check_model(variant, args.seed, args.band if variant == "cursors" else 0)
+        cursors = variant == "cursors"
+        errors = check_model(variant, args.seed, args.band if cursors else 0,
+                             0.0 if cursors else args.dropout)
         print(f"{variant}: max relative error {max(errors.values()):.2e}")
         for name, err in errors.items():
             flag = "  FAIL" if err > args.threshold else ""

@@ -24,6 +24,15 @@ context has its own class, forward beside backward, in ``contexts.py``:
 The appendix (A.2.2) writes s_{i-1} in t~_i, the main text (eq. 4) writes s_i: this code uses s_i,
 the state that has already seen c_i and y_{i-1}. The context c_i is computed from s_{i-1} before
 the decoder update, in the paper's order. y_0 is <s>.
+
+Dropout (training only; the paper used none, Nematus puts it in these places for this model):
+one mask per sentence, the same at every time step (Gal & Ghahramani 2016, Nematus's
+``shared_dropout_layer``), inverted (kept units scaled by 1/(1-p)), on
+    x_j      the source embeddings, before both encoder directions          m_x (B,E)
+    E y_i-1  the target embeddings, before the decoder GRU and the output   m_y (B,E)
+    s_i, c_i the decoder states and contexts entering the deep output       m_s (B,H), m_c (B,2H)
+    t_i      the maxout layer, before W_o                                   m_t (B,L)
+The recurrence itself is not dropped (s_i goes on to s_{i+1} whole). Decoding never drops.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import cursor_model  # circular on purpose: it uses encode() etc. at call time
-from .backend import Array, Backend, namespace
+from .backend import Array, Backend, dropout_mask, namespace
 from .contexts import CONTEXTS, Encoded
 from .data.vocab import BOS_ID
 from .nn.embedding import embedding_backward, embedding_forward
@@ -124,6 +133,37 @@ def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+class Masks(NamedTuple):
+    """Dropout masks, one row per sentence, shared by all its time steps (see the docstring)."""
+
+    src_emb: Array   # (B,E)  on x_j
+    tgt_emb: Array   # (B,E)  on E_tgt y_{i-1}
+    state: Array     # (B,H)  on s_i entering the deep output
+    context: Array   # (B,2H) on c_i entering the deep output
+    maxout: Array    # (B,L)  on t_i
+
+
+def dropout_masks(cfg: Config, batch_size: int, p: float, rng: np.random.Generator,
+                  backend: Backend, dtype: str = "float32") -> Masks | None:
+    """Fresh masks for one training batch, or None for p = 0 (nothing drawn, nothing
+    multiplied: the loss is exactly the undropped one). Random numbers come from ``rng`` on the
+    host (``backend.dropout_mask``)."""
+    if p == 0.0:
+        return None
+    sizes = Masks(cfg.emb, cfg.emb, cfg.hidden, 2 * cfg.hidden, cfg.maxout)
+    return Masks(*(dropout_mask(backend, (batch_size, d), p, rng, dtype) for d in sizes))
+
+
+def _no_dropout(cfg: Config, masks: Masks | None) -> None:
+    if masks is not None:
+        raise ValueError(f"dropout is not implemented for the {cfg.variant} variant")
+
+
+def _drop(a: Array, m: Array | None) -> Array:
+    """a (T,B,D) or (B,D) times its sentence's mask m (B,D) at every step; a if m is None."""
+    return a if m is None else a * (m if a.ndim == 2 else m[None, ...])
+
+
 def _is_recurrent(name: str) -> bool:
     return name.split(".")[-1] in ("U_z", "U_r", "U")
 
@@ -177,15 +217,17 @@ def _add_stacked(grads: dict[str, Array], names: list[str], d: Array) -> None:
 
 
 def encode(
-    packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
+    packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array,
+    m_x: Array | None = None,
 ) -> tuple[Encoded, Array, tuple]:
     """The bidirectional encoder. src (B,S) ids, src_mask (B,S) -> (Encoded, s_0 (B,H), cache).
-    The context's per-sentence memory (the keys U_a h_j, the fixed vector) is made here once."""
+    The context's per-sentence memory (the keys U_a h_j, the fixed vector) is made here once.
+    m_x (B,E): dropout mask on the source embeddings (training only)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     mask = xp.astype(src_mask, dtype)                                  # (B,S)
     ids = xp.permute_dims(src, (1, 0))                                 # (S,B) time-major
-    x = embedding_forward(packed["E_src"], ids)                        # (S,B,E) x_j = E_src[w_j]
+    x = _drop(embedding_forward(packed["E_src"], ids), m_x)            # (S,B,E) x_j = E_src[w_j]
     gru = {p: (packed[f"{p}.W_x"], packed[f"{p}.b_x"], packed[f"{p}.U_zr"], packed[f"{p}.U"])
            for p in ("enc_fwd", "enc_bwd")}
     mask_t = xp.permute_dims(mask, (1, 0))                             # (S,B)
@@ -196,7 +238,8 @@ def encode(
     s0 = xp.tanh(hb[0, ...] @ packed["W_s"] + packed["b_s"])  # (B,H) s_0 = tanh(W_s bwd h_1)
     lengths = xp.sum(xp.astype(src_mask > 0, xp.int64), axis=1)       # (B,)
     memory = CONTEXTS[cfg.variant].memory(packed, annotations)
-    return Encoded(annotations, mask, lengths, memory), s0, (ids, cache_f, cache_b, hb[0, ...], s0)
+    return (Encoded(annotations, mask, lengths, memory), s0,
+            (ids, cache_f, cache_b, hb[0, ...], s0, m_x))
 
 
 def encode_backward(
@@ -206,7 +249,7 @@ def encode_backward(
     """Backward of ``encode`` from dannotations (B,S,2H) and ds0 (B,H) (the memory's gradient
     already turned into dannotations by the context), accumulating into ``grads``."""
     xp = namespace(ds0)
-    ids, cache_f, cache_b, hb1, s0 = cache
+    ids, cache_f, cache_b, hb1, s0, m_x = cache
     H = dannotations.shape[2] // 2
     dhf = xp.permute_dims(dannotations[:, :, :H], (1, 0, 2))              # (S,B,H)
     dhb = xp.permute_dims(dannotations[:, :, H:], (1, 0, 2))              # (S,B,H)
@@ -225,7 +268,7 @@ def encode_backward(
         _add_stacked(grads, _gate_names(prefix, "b"), db_x)
         _add_stacked(grads, _gate_names(prefix, "U")[:2], dU_zr)
         grads[f"{prefix}.U"] += dU
-    embedding_backward(grads["E_src"], ids, dx)
+    embedding_backward(grads["E_src"], ids, _drop(dx, m_x))              # forward: x = E[w] m_x
 
 
 def _deep_output_forward(
@@ -281,15 +324,17 @@ def _softmax_loss(
     return loss, (xp.concat(dts, axis=0) if grads is not None else None)
 
 
-def decoder_inputs(packed: dict[str, Array], tgt_bt: Array) -> tuple[Array, Array, Array, Array]:
+def decoder_inputs(packed: dict[str, Array], tgt_bt: Array, m_y: Array | None = None
+                   ) -> tuple[Array, Array, Array, Array]:
     """Targets tgt_bt (B,T) -> y_i (T,B), y_{i-1} (T,B) (y_0 = <s>), E_tgt y_{i-1} (T,B,E) and the
-    decoder GRU's input part W.. E y_{i-1} + b.. (T,B,3H), one product for all steps."""
+    decoder GRU's input part W.. E y_{i-1} + b.. (T,B,3H), one product for all steps.
+    m_y (B,E): dropout mask on the target embeddings (training only)."""
     xp = namespace(tgt_bt)
     B, T = tgt_bt.shape
     tgt = xp.permute_dims(tgt_bt, (1, 0))                                 # (T,B) y_i
     bos = xp.full((1, B), BOS_ID, dtype=tgt.dtype, device=tgt.device)
     y_prev = xp.concat([bos, tgt[: T - 1, ...]], axis=0)                  # (T,B) y_{i-1}, y_0 <s>
-    ey = embedding_forward(packed["E_tgt"], y_prev)                       # (T,B,E)
+    ey = _drop(embedding_forward(packed["E_tgt"], y_prev), m_y)           # (T,B,E)
     E = ey.shape[2]
     xproj = xp.reshape(xp.reshape(ey, (T * B, E)) @ packed["dec.W_x"] + packed["dec.b_x"],
                        (T, B, packed["dec.W_x"].shape[1]))                # (T,B,3H)
@@ -311,21 +356,25 @@ class _Decoded(NamedTuple):
     ctx_caches: list       # T context step caches (state-dependent contexts)
     out_cache: tuple
     dt: Array | None       # (N,L) the softmax layer's gradient (when grads were asked for)
+    masks: Masks | None    # dropout masks (training), else None
 
 
 def _forward(
-    packed: dict[str, Array], cfg: Config, batch: Any, grads: dict[str, Array] | None = None
+    packed: dict[str, Array], cfg: Config, batch: Any, grads: dict[str, Array] | None = None,
+    masks: Masks | None = None,
 ) -> tuple[Array, _Decoded]:
     """The loss of a batch and everything its backward needs. With ``grads``, the softmax
-    layer's backward is done here already, chunk by chunk (``_softmax_loss``)."""
+    layer's backward is done here already, chunk by chunk (``_softmax_loss``). With ``masks``,
+    dropout (see the module docstring)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     ctx = CONTEXTS[cfg.variant]
-    enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask)
+    m = masks if masks is not None else Masks(None, None, None, None, None)
+    enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask, m.src_emb)
     B, T = batch.tgt.shape
     H, E = cfg.hidden, cfg.emb
     N = T * B
-    tgt, y_prev, ey, xproj = decoder_inputs(packed, batch.tgt)
+    tgt, y_prev, ey, xproj = decoder_inputs(packed, batch.tgt, m.tgt_emb)
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
     alpha, ctx_caches = None, []
@@ -350,22 +399,24 @@ def _forward(
         gru_caches.append(gru_cache)
 
     t, out_cache = _deep_output_forward(
-        packed, xp.reshape(s_all, (N, H)), xp.reshape(ey, (N, E)),
-        xp.reshape(c_all, (N, 2 * H)))                                    # (N,L)
+        packed, xp.reshape(_drop(s_all, m.state), (N, H)), xp.reshape(ey, (N, E)),
+        xp.reshape(_drop(c_all, m.context), (N, 2 * H)))                  # (N,L)
+    t = xp.reshape(_drop(xp.reshape(t, (T, B, cfg.maxout)), m.maxout), (N, cfg.maxout))
     tgt_mask = xp.reshape(xp.permute_dims(xp.astype(batch.tgt_mask, dtype), (1, 0)), (N,))
     weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
     loss_value, dt = _softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
     return loss_value, _Decoded(enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all,
-                                gru_caches, ctx_caches, out_cache, dt)
+                                gru_caches, ctx_caches, out_cache, dt, masks)
 
 
 def decoder_inputs_backward(
     packed: dict[str, Array], gru_caches: list, dxproj: Array, ey: Array, y_prev: Array,
-    dey: Array, grads: dict[str, Array],
+    dey: Array, grads: dict[str, Array], m_y: Array | None = None,
 ) -> None:
     """The decoder GRU's weight gradients, one product each after the loop, and the backward of
     ``decoder_inputs``: dxproj (T,B,3H) (the gates' pre-activation gradients), ey (T,B,E),
-    y_prev (T,B), dey (T*B,E) the embedding's gradient from elsewhere (the deep output)."""
+    y_prev (T,B), dey (T*B,E) the embedding's gradient from elsewhere (the deep output), m_y
+    the target embeddings' dropout mask of the forward."""
     xp = namespace(dxproj)
     T, B, H3 = dxproj.shape
     N = T * B
@@ -376,7 +427,8 @@ def decoder_inputs_backward(
     _add_stacked(grads, _gate_names("dec", "W"), xp.reshape(ey, (N, ey.shape[2])).T @ dxp2)
     _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
     dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
-    embedding_backward(grads["E_tgt"], y_prev, dey)
+    embedding_backward(grads["E_tgt"], y_prev,
+                       _drop(xp.reshape(dey, (T, B, ey.shape[2])), m_y))  # forward: E[y] m_y
 
 
 def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
@@ -389,9 +441,12 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     N = T * B
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
-    ds_out, dey, dc_out = _deep_output_backward(f.dt, f.out_cache, packed, grads)
-    ds_out = xp.reshape(ds_out, (T, B, H))                                # (T,B,H)
-    dc_out = xp.reshape(dc_out, (T, B, 2 * H))                            # (T,B,2H)
+    m = f.masks if f.masks is not None else Masks(None, None, None, None, None)
+    L = f.dt.shape[1]
+    dt = xp.reshape(_drop(xp.reshape(f.dt, (T, B, L)), m.maxout), (N, L))  # forward: t m_t
+    ds_out, dey, dc_out = _deep_output_backward(dt, f.out_cache, packed, grads)
+    ds_out = _drop(xp.reshape(ds_out, (T, B, H)), m.state)                # (T,B,H) s_i m_s
+    dc_out = _drop(xp.reshape(dc_out, (T, B, 2 * H)), m.context)          # (T,B,2H) c_i m_c
     dxproj = xp.empty((T, B, 3 * H), dtype=f.s_all.dtype, device=f.s_all.device)
     if not ctx.state_free:
         dc_all = xp.empty_like(dc_out)                                    # (T,B,2H)
@@ -408,7 +463,7 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
             ds = ds + ds_prev                                             # c_i read s_{i-1}
             dkeys = dkeys + dkeys_i
 
-    decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads)
+    decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads, m.tgt_emb)
     dxp2 = xp.reshape(dxproj, (N, 3 * H))                                 # (N,3H)
     _add_stacked(grads, _gate_names("dec", "C"), xp.reshape(f.c_all, (N, 2 * H)).T @ dxp2)
 
@@ -423,27 +478,32 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     encode_backward(packed, f.enc_cache, dannotations, ds, grads)
 
 
-def loss(params: dict[str, Array], cfg: Config, batch: Any) -> Array:
-    """Mean negative log-likelihood per real target token (0-d array), no gradients."""
+def loss(params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None
+         ) -> Array:
+    """Mean negative log-likelihood per real target token (0-d array), no gradients; dropout
+    only with ``masks`` (the gradient check fixes them)."""
     if not CONTEXTS[cfg.variant].has_context:
+        _no_dropout(cfg, masks)
         return cursor_model.loss(pack_params(params), cfg, batch)
-    return _forward(pack_params(params), cfg, batch)[0]
+    return _forward(pack_params(params), cfg, batch, masks=masks)[0]
 
 
 def loss_and_grads(
-    params: dict[str, Array], cfg: Config, batch: Any
+    params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None
 ) -> tuple[Array, dict[str, Array]]:
     """The mean negative log-likelihood per real target token (padding excluded) and its
     gradients, a dict with the same keys as ``params``.
 
     ``batch`` has ``src`` (B,S) and ``tgt`` (B,T) integer ids (targets end with </s>) and
-    ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device."""
+    ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device.
+    ``masks`` (``dropout_masks``): dropout for this batch; None (the default) drops nothing."""
     xp = namespace(params["E_src"])
     packed = pack_params(params)
     grads = {k: xp.zeros_like(v) for k, v in params.items()}
     if not CONTEXTS[cfg.variant].has_context:
+        _no_dropout(cfg, masks)
         return cursor_model.loss(packed, cfg, batch, grads), grads
-    loss_value, f = _forward(packed, cfg, batch, grads)
+    loss_value, f = _forward(packed, cfg, batch, grads, masks)
     _backward(packed, cfg, f, grads)
     return loss_value, grads
 

@@ -19,10 +19,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sacrebleu
 from tqdm import tqdm
 
@@ -40,12 +41,13 @@ from .cli import (
     output_dir,
     positive_float,
     positive_int,
+    probability,
     vocab_size,
 )
 from .data.batching import epoch_batches, filter_by_length, make_batch
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
-from .data.tokenize import detokenize, tokenize
+from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab
 from .optim import clip_grad_norm, make_optimizer
 
@@ -105,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop training pairs longer than this many tokens (paper: 50)")
     d.add_argument("--vocab-size", type=vocab_size, default=30000,
                    help="words per vocabulary, specials included (paper: 30000)")
+    d.add_argument("--subword", type=positive_int, metavar="N",
+                   help="subword units: train one sentencepiece model of N pieces on both sides "
+                        "(needs the [subword] extra); default: whole words")
     m = ap.add_argument_group("model")
     m.add_argument("--variant", default="rnnsearch", choices=model.VARIANTS)
     m.add_argument("--preset", default="small", choices=tuple(model.PRESETS),
@@ -126,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "for adadelta (1.0) and sgd (0.1))")
     t.add_argument("--clip", type=positive_float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
+    t.add_argument("--dropout", type=probability, default=0.0, metavar="P",
+                   help="dropout rate on the embeddings, the deep output's inputs and the maxout "
+                        "layer, as Nematus (paper: 0, the default); never when decoding")
     t.add_argument("--epochs", type=positive_int, default=20, help="at most this many epochs")
     t.add_argument("--max-steps", type=positive_int, help="stop after this many updates in all")
     t.add_argument("--max-time", type=positive_float,
@@ -155,6 +163,8 @@ class Corpus:
     dev_src: list[list[int]]
     dev_tgt: list[list[int]]
     dev_ref: list[str]
+    tgt_seg: Segmenter = field(default_factory=WordSegmenter)  # target tokens -> raw text
+    subword: dict | None = None  # the checkpoint's record of the subword model, if any
 
 
 def _read(src: str, tgt: str) -> list[tuple[str, str]]:
@@ -164,10 +174,11 @@ def _read(src: str, tgt: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
-                ) -> tuple[Corpus, Vocab, Vocab]:
-    """Read (or generate) the data, build the vocabularies unless given (a resumed run keeps
-    its own), and turn every sentence into ids."""
+def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None,
+                subword: dict | None = None) -> tuple[Corpus, Vocab, Vocab]:
+    """Read (or generate) the data, build the subword model (``--subword``) and the
+    vocabularies unless given (a resumed run keeps its own), and turn every sentence into
+    ids."""
     if args.train_src or args.train_tgt:
         if not (args.train_src and args.train_tgt and args.dev_src and args.dev_tgt):
             raise DataError("--train-src, --train-tgt, --dev-src and --dev-tgt go together")
@@ -178,7 +189,11 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
         tgt = target_language(args.pair)
         paths = dict(train_src=files["train.en"], train_tgt=files[f"train.{tgt}"],
                      dev_src=files["dev.en"], dev_tgt=files[f"dev.{tgt}"])
-    train = [(tokenize(s), tokenize(t)) for s, t in _read(paths["train_src"], paths["train_tgt"])]
+    raw = _read(paths["train_src"], paths["train_tgt"])
+    if subword is None and vocabs is None and args.subword:
+        subword = train_subword([line for pair in raw for line in pair], args.out, args.subword)
+    src_seg, tgt_seg = segmenters(args.out, subword)
+    train = [(src_seg.encode(s), tgt_seg.encode(t)) for s, t in raw]
     dev = _read(paths["dev_src"], paths["dev_tgt"])
     if vocabs is None:
         vocabs = (Vocab.build([s for s, _ in train], args.vocab_size),
@@ -190,8 +205,9 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None
         raise DataError(f"{paths['train_src']}: no training pair has at most --max-len "
                         f"{args.max_len} tokens on both sides")
     dev = dev[: args.valid_size]
-    corpus = Corpus(kept, [src_vocab.encode(tokenize(s)) for s, _ in dev],
-                    [tgt_vocab.encode(tokenize(t)) for _, t in dev], [t for _, t in dev])
+    corpus = Corpus(kept, [src_vocab.encode(src_seg.encode(s)) for s, _ in dev],
+                    [tgt_vocab.encode(tgt_seg.encode(t)) for _, t in dev], [t for _, t in dev],
+                    tgt_seg, subword)
     print(f"data: {len(kept)} training pairs ({len(ids) - len(kept)} longer than {args.max_len} "
           f"dropped), {len(dev)} dev pairs; vocabularies {len(src_vocab)} / {len(tgt_vocab)}",
           file=sys.stderr)
@@ -231,9 +247,11 @@ class Trainer:
             for k in ("seed", "batch_size", "max_len", "optimizer", "lr"):
                 setattr(args, k, meta[k])
             args.pair = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
+            args.dropout = meta.get("dropout", 0.0)
         else:
             vocabs = None
-        self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(args, vocabs)
+        self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(
+            args, vocabs, resumed[2].get("subword") if resumed else None)
         if resumed is None:
             sizes = {k: getattr(args, k) for k in ("emb", "hidden", "align", "maxout")
                      if getattr(args, k) is not None}
@@ -271,7 +289,7 @@ class Trainer:
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
                     batch_size=self.args.batch_size, max_len=self.args.max_len,
-                    pair=self.args.pair)
+                    pair=self.args.pair, subword=self.corpus.subword, dropout=self.args.dropout)
 
     def save(self, name: str) -> None:
         if self.group.is_root:
@@ -288,7 +306,7 @@ class Trainer:
         packed = model.pack_params(self.params)
         hyps = decode.decode_sentences(packed, self.cfg, self.backend, self.corpus.dev_src,
                                        self.args.batch_size)
-        detok = [detokenize(self.tgt_vocab.decode(h[0].tokens)) for h in hyps]
+        detok = [self.corpus.tgt_seg.decode(self.tgt_vocab.decode(h[0].tokens)) for h in hyps]
         bleu = sacrebleu.BLEU(tokenize="13a")
         score = bleu.corpus_score(detok, [self.corpus.dev_ref]).score
         if not self.signature_shown:
@@ -341,10 +359,14 @@ class Trainer:
                 batches = epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch)
                 while self.pos < len(batches):
                     t0 = time.perf_counter()
-                    # each rank its share; gradients summed over ranks, weighted by tokens
+                    # each rank its share; gradients summed over ranks, weighted by tokens;
+                    # dropout masks from (seed, step): the same on a resume and on every rank
+                    pairs = [self.corpus.train[k] for k in batches[self.pos]]
+                    masks = model.dropout_masks(
+                        self.cfg, len(pairs), args.dropout,
+                        np.random.default_rng([args.seed, self.step]), self.backend)
                     loss, grads, n_tokens = distributed.loss_and_grads(
-                        self.group, self.params, self.cfg, self.backend,
-                        [self.corpus.train[k] for k in batches[self.pos]])
+                        self.group, self.params, self.cfg, self.backend, pairs, masks)
                     clip_grad_norm(grads, args.clip)
                     self.opt.step(self.params, grads)
                     self.step += 1
@@ -413,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.band and args.variant != "cursors":
         ap.error("--band is for --variant cursors only")
+    if args.dropout and args.variant == "cursors":
+        ap.error("--dropout is not implemented for --variant cursors")
     group = distributed.init()
     one_line = (DataError, CheckpointError, DeviceError, TrainingError)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every

@@ -21,7 +21,7 @@ from .backend import DeviceError, get_backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import beam_size, non_negative_float, output_dir, output_file, positive_int
 from .data.io import DataError, decode_lines, read_lines
-from .data.tokenize import JOINER, detokenize, tokenize
+from .data.subword import segmenters
 from .data.vocab import UNK, Vocab
 from .report import (
     bleu_by_length,
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--plot-lengths", metavar="PNG", type=output_file,
                     help="draw BLEU by length (needs --ref)")
     ap.add_argument("--unk-replace", action="store_true",
-                    help="replace each <unk> by the source word it attends to most")
+                    help="replace each <unk> by the source word it attends to most (word-level "
+                         "runs with an alignment; a subword run has no <unk> to replace)")
     ap.add_argument("--show-attention", action="store_true",
                     help="print each sentence's alignment as a heatmap on stderr")
     ap.add_argument("--attention-png", metavar="DIR", type=output_dir,
@@ -82,6 +83,7 @@ class Translator:
         if shapes != model.param_shapes(self.cfg):
             raise CheckpointError(f"{where}: the parameters do not match the configuration")
         self.max_len = int(meta.get("max_len", 50))
+        self.src_seg, self.tgt_seg = segmenters(run_dir, meta.get("subword"))
         self.backend = get_backend(device)
         self.packed = model.pack_params({k: self.backend.asarray(v) for k, v in params.items()})
 
@@ -91,7 +93,7 @@ class Translator:
                                                           list[str]]]]:
         """Per input line, its n-best list of (text, score, attention, source tokens, target
         tokens); an empty line gives [("", 0.0, empty, [], [])]."""
-        toks = [tokenize(line) for line in lines]
+        toks = [self.src_seg.encode(line) for line in lines]
         for n, t in enumerate(toks, start=1):
             if len(t) > self.max_len:
                 print(f"warning: {name}:{n}: {len(t)} tokens, cut to the trained maximum of "
@@ -114,15 +116,15 @@ class Translator:
 
     def _finish(self, h: decode.Hypothesis, src: list[str], unk_replace: bool) -> tuple:
         words = self.tgt_vocab.decode(h.tokens)
-        if unk_replace and h.attention is not None:
+        if unk_replace and h.attention is not None and self.tgt_seg.kind == "word":
             # source position of the largest weight per output word; </s> keeps the <unk>
             best = h.attention[: len(words)].argmax(axis=1)
             words = [src[j] if w == UNK and j < len(src) else w
                      for w, j in zip(words, best, strict=True)]
-        shown = [w.replace(JOINER, "") for w in ([*words, "</s>"] if h.finished else words)]
-        return (detokenize(words), h.score,
+        shown = [self.tgt_seg.show(w) for w in ([*words, "</s>"] if h.finished else words)]
+        return (self.tgt_seg.decode(words), h.score,
                 None if h.attention is None else h.attention[: len(shown)],
-                [w.replace(JOINER, "") for w in [*src, "</s>"]], shown)
+                [self.src_seg.show(w) for w in [*src, "</s>"]], shown)
 
 
 def read_input(path: str | None) -> tuple[list[str], str]:
@@ -143,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         if refs is not None and len(refs) != len(lines):
             raise DataError(f"{args.ref} has {len(refs)} lines but {name} has {len(lines)}")
         tr = Translator(args.model, args.checkpoint, args.device)
+        if args.unk_replace and (tr.tgt_seg.kind == "subword" or tr.cfg.variant == "encdec"):
+            why = ("its subword model spells rare words in pieces instead of <unk>"
+                   if tr.tgt_seg.kind == "subword" else "an encdec model has no alignment")
+            print(f"note: --unk-replace does nothing for {args.model}: {why}", file=sys.stderr)
         if (args.show_attention or args.attention_png) and tr.cfg.variant == "encdec":
             raise DataError(f"{args.model}: an encdec model has no alignment to show")
         results = tr.translate(lines, args.beam, args.alpha, args.nbest, args.batch_size,

@@ -62,9 +62,9 @@ def inject(mode: str, rank: int, call: int) -> None:
         return
     real, calls = model.loss_and_grads, []
 
-    def faulty(params, cfg, batch):
+    def faulty(params, cfg, batch, masks=None):
         calls.append(1)
-        loss, grads = real(params, cfg, batch)
+        loss, grads = real(params, cfg, batch, masks)
         if len(calls) >= call and mode == "nan":
             return loss * float("nan"), grads
         if len(calls) == call and mode == "fail":

@@ -143,3 +143,56 @@ def test_softmax_in_chunks_equals_one_piece(monkeypatch):
     assert float(loss2) == pytest.approx(float(loss), rel=1e-12)
     for k in grads:
         np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-15, err_msg=k)
+
+
+# -- dropout -------------------------------------------------------------------------------------
+
+def _ones(cfg, B, dtype=np.float64):
+    return model.Masks(*(np.ones((B, d), dtype) for d in
+                         (cfg.emb, cfg.emb, cfg.hidden, 2 * cfg.hidden, cfg.maxout)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dropout_zero_is_exactly_the_undropped_loss(dtype):
+    cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    assert model.dropout_masks(cfg, 3, 0.0, np.random.default_rng(0), get_backend("cpu")) is None
+    loss, grads = model.loss_and_grads(params, cfg, batch)
+    loss1, grads1 = model.loss_and_grads(params, cfg, batch, _ones(cfg, 3, dtype))
+    assert float(loss1) == float(loss)  # bit for bit: a mask of ones multiplies by exactly 1
+    for k in grads:
+        np.testing.assert_array_equal(grads1[k], grads[k], err_msg=k)
+
+
+@pytest.mark.parametrize("variant", ["rnnsearch", "diagonal"])  # a state-dependent context, a
+def test_dropout_gradients_match_finite_differences_with_masks_fixed(variant):  # state-free one
+    errors = gradcheck.check_model(variant, seed=2, dropout=0.4)
+    bad = {k: v for k, v in errors.items() if v > 1e-6}
+    assert not bad, f"{variant}: {bad}"
+
+
+def test_every_mask_is_applied_and_scaled():
+    cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
+    masks = model.dropout_masks(cfg, 3, 0.5, np.random.default_rng(1), get_backend("cpu"),
+                                "float64")
+    assert all(set(np.unique(m)) == {0.0, 2.0} for m in masks)       # kept units times 1/(1-p)
+    base = float(model.loss(params, cfg, batch))
+    for k, name in enumerate(model.Masks._fields):
+        one = _ones(cfg, 3)
+        one = one._replace(**{name: masks[k]})
+        assert float(model.loss(params, cfg, batch, one)) != pytest.approx(base, rel=1e-6), name
+
+
+def test_dropout_on_array_api_strict_agrees_with_numpy():
+    cfg, params64, batch = gradcheck.tiny_problem("diagonal")
+    params = {k: v.astype(np.float32) for k, v in params64.items()}
+    sb = get_backend("strict")
+    masks_np = model.dropout_masks(cfg, 3, 0.3, np.random.default_rng(7), get_backend("cpu"))
+    masks_s = model.dropout_masks(cfg, 3, 0.3, np.random.default_rng(7), sb)
+    assert all(m.device == sb.device for m in masks_s)
+    loss_np, grads_np = model.loss_and_grads(params, cfg, batch, masks_np)
+    loss_s, grads_s = model.loss_and_grads({k: sb.asarray(v) for k, v in params.items()}, cfg,
+                                           batch.to(sb), masks_s)
+    np.testing.assert_allclose(to_host(loss_s), loss_np, rtol=1e-5)
+    for k in params:
+        np.testing.assert_allclose(to_host(grads_s[k]), grads_np[k], rtol=1e-4, atol=1e-6)

@@ -118,8 +118,8 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
     before = {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")}
     real = model.loss_and_grads
 
-    def exploding(params, cfg, batch):
-        loss, grads = real(params, cfg, batch)
+    def exploding(params, cfg, batch, masks=None):
+        loss, grads = real(params, cfg, batch, masks)
         return loss * float("nan"), {k: g * float("nan") for k, g in grads.items()}
 
     monkeypatch.setattr(model, "loss_and_grads", exploding)
@@ -131,11 +131,11 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
 def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     real, calls = model.loss_and_grads, []
 
-    def interrupted(params, cfg, batch):
+    def interrupted(params, cfg, batch, masks=None):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(params, cfg, batch)
+        return real(params, cfg, batch, masks)
 
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
     assert training.main(args(corpus, tmp_path, "--max-steps", "20", "--valid-every", "100")) \
@@ -162,6 +162,9 @@ def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     ("--seed", "-1", "must be at least 0, got -1"),
     ("--max-steps", "ten", "must be an integer, got 'ten'"),
     ("--lr", "nan", "must be a finite number, got 'nan'"),
+    ("--dropout", "1", "must be in [0, 1), got 1"),
+    ("--dropout", "-0.1", "must be in [0, 1), got -0.1"),
+    ("--subword", "0", "must be at least 1, got 0"),
 ])
 def test_bad_flags_get_one_line_from_argparse(corpus, tmp_path, capsys, flag, value, message):
     with pytest.raises(SystemExit) as e:
@@ -192,11 +195,11 @@ def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, mo
     resumes from there."""
     real, calls = model.loss_and_grads, []
 
-    def terminated(params, cfg, batch):
+    def terminated(params, cfg, batch, masks=None):
         calls.append(1)
         if len(calls) == 5:
             signal.raise_signal(signal.SIGTERM)
-        return real(params, cfg, batch)
+        return real(params, cfg, batch, masks)
 
     before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(model, "loss_and_grads", terminated)
@@ -316,3 +319,24 @@ def test_pair_en_de_trains_on_the_german_corpus_and_resume_keeps_it(tmp_path, mo
     assert training.main([*run, "--resume", "--max-steps", "3"]) == 0  # no --pair: the run's own
     meta = json.loads((tmp_path / "r" / "last.json").read_text(encoding="utf-8"))
     assert meta["pair"] == "en-de" and meta["step"] == 3
+
+
+def test_resume_is_bitwise_exact_with_dropout(corpus, tmp_path):
+    assert training.main(args(corpus, tmp_path / "a", "--max-steps", "6", "--dropout", "0.3")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "3", "--dropout", "0.3")) == 0
+    # the run's own dropout rate is kept on resume
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "6", "--resume")) == 0
+    assert training.main(args(corpus, tmp_path / "c", "--max-steps", "6")) == 0
+    a, b, c = (params_of(tmp_path / x) for x in "abc")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert not np.array_equal(a["W_o"], c["W_o"])                   # dropout changed training
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["dropout"] == 0.3
+
+
+def test_dropout_is_refused_for_the_cursors(corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        training.main(args(corpus, tmp_path / "r", "--variant", "cursors", "--dropout", "0.2"))
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "train.py: error: --dropout is not implemented for --variant cursors")

@@ -1,0 +1,198 @@
+"""How text becomes tokens: whole words (the default) or subword units (sentencepiece).
+
+A *segmenter* turns a raw line into tokens and tokens back into a raw line:
+
+- ``WordSegmenter``: the reversible word tokeniser of ``tokenize.py`` (punctuation split off
+  with joiner marks); rare words beyond the vocabulary become ``<unk>``.
+- ``SubwordSegmenter``: a sentencepiece model (Kudo & Richardson 2018, unigram language model
+  of Kudo 2018), as Nematus, OpenNMT-py and fairseq use it. A rare word is spelt in pieces
+  (``▁Bon``, ``aire``), digits one by one, and a character the model never saw as its UTF-8
+  bytes (``<0xE2>``...), so the output has no ``<unk>`` and decodes to plain text.
+
+``train.py --subword N`` trains one model of N pieces on both sides of the training data
+together (joint: measured in the README, "Real data") and stores it in the run directory as
+``subword.model``, a sentencepiece protobuf (never unpickled). The checkpoint json records its
+SHA-256 under ``subword``, so a run directory whose model file was swapped or damaged is
+refused with a one-line error instead of translating into nonsense. sentencepiece is an
+optional dependency: ``pip install -e ".[subword]"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from .io import DataError
+from .tokenize import JOINER, detokenize, tokenize
+
+MODEL_FILE = "subword.model"
+
+
+class Segmenter(Protocol):
+    kind: str
+
+    def encode(self, line: str) -> list[str]:
+        """The tokens of a raw line."""
+
+    def decode(self, tokens: list[str]) -> str:
+        """The raw line of tokens (inverse of ``encode`` up to whitespace)."""
+
+    def show(self, token: str) -> str:
+        """A token as printed beside an alignment."""
+
+
+class WordSegmenter:
+    """Words and punctuation with joiner marks (``tokenize.py``)."""
+
+    kind = "word"
+
+    def encode(self, line: str) -> list[str]:
+        return tokenize(line)
+
+    def decode(self, tokens: list[str]) -> str:
+        return detokenize(tokens)
+
+    def show(self, token: str) -> str:
+        return token.replace(JOINER, "")
+
+
+def _sentencepiece() -> Any:
+    try:
+        import sentencepiece
+    except ImportError:
+        raise DataError("subword units need sentencepiece: pip install -e \".[subword]\""
+                        ) from None
+    return sentencepiece
+
+
+class SubwordSegmenter:
+    """Sentencepiece pieces; ``▁`` marks the start of a word."""
+
+    kind = "subword"
+
+    def __init__(self, model_file: str | Path) -> None:
+        self.path = Path(model_file)
+        self.sp = _sentencepiece().SentencePieceProcessor(model_file=str(self.path))
+
+    def encode(self, line: str) -> list[str]:
+        # every run of whitespace (tabs, no-break spaces) one space, as the word tokeniser does
+        return self.sp.encode(" ".join(line.split()), out_type=str)
+
+    def decode(self, tokens: list[str]) -> str:
+        return self.sp.decode_pieces(tokens)
+
+    def show(self, token: str) -> str:
+        return token
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_subword(texts: Iterable[str], run_dir: str | Path, pieces: int) -> dict[str, Any]:
+    """Train a unigram sentencepiece model of ``pieces`` pieces on ``texts`` (raw lines, both
+    sides), write it to ``run_dir/subword.model`` (a temporary file, then renamed), and return
+    the record kept in the checkpoint json: file name, size and SHA-256.
+
+    Settings: identity normalisation (the text is not rewritten, so output detokenises to
+    the characters it was trained on), digits split one by one, byte fallback for characters
+    outside the 99.95% most frequent, extra whitespace removed."""
+    spm = _sentencepiece()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prefix = run_dir / f".subword.{os.getpid()}.tmp"
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=(" ".join(t.split()) for t in texts), model_prefix=str(prefix),
+            vocab_size=pieces, model_type="unigram", normalization_rule_name="identity",
+            split_digits=True, byte_fallback=True, character_coverage=0.9995,
+            input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=1,
+            minloglevel=2)
+    except RuntimeError as e:  # e.g. more pieces than the text can give
+        raise DataError(f"--subword {pieces}: sentencepiece could not train "
+                        f"({' '.join(str(e).split())[:200]})") from None
+    finally:
+        Path(f"{prefix}.vocab").unlink(missing_ok=True)
+    final = run_dir / MODEL_FILE
+    os.replace(f"{prefix}.model", final)
+    return {"file": MODEL_FILE, "pieces": pieces, "sha256": sha256(final)}
+
+
+def segmenters(run_dir: str | Path, record: dict[str, Any] | None
+               ) -> tuple[Segmenter, Segmenter]:
+    """(source, target) segmenters of a run from its checkpoint's ``subword`` record (None:
+    words). DataError if the model file is missing or is not the one the run was trained
+    with."""
+    if record is None:
+        return WordSegmenter(), WordSegmenter()
+    path = Path(run_dir) / record["file"]
+    if not path.is_file():
+        raise DataError(f"{path}: missing; this run was trained with subword units")
+    if sha256(path) != record["sha256"]:
+        raise DataError(f"{path}: not the subword model this run was trained with "
+                        "(SHA-256 differs from the checkpoint's)")
+    seg = SubwordSegmenter(path)
+    return seg, seg
+
+
+def compare(train: tuple[str, str], dev: tuple[str, str], pieces: int, work: Path
+            ) -> dict[str, dict[str, float]]:
+    """Joint against per-side models of ``pieces`` pieces on the training files ``train``
+    (src, tgt), measured on ``dev``: pieces per sentence on each side, the share of target
+    pieces that also occur in their source sentence (copyable: names, numbers, placeholders),
+    pieces kept in each vocabulary, and dev target pieces never seen in training."""
+    from .io import read_lines
+
+    tr, dv = [read_lines(p) for p in train], [read_lines(p) for p in dev]
+    joint = SubwordSegmenter(work / "joint" / train_subword(tr[0] + tr[1], work / "joint",
+                                                            pieces)["file"])
+    sides = [SubwordSegmenter(work / side / train_subword(lines, work / side, pieces)["file"])
+             for side, lines in zip(("src", "tgt"), tr, strict=True)]
+    out = {}
+    for name, (s, t) in (("joint", (joint, joint)), ("per side", tuple(sides))):
+        seen = [{p for line in tr[k] for p in seg.encode(line)} for k, seg in enumerate((s, t))]
+        src, tgt = [s.encode(x) for x in dv[0]], [t.encode(x) for x in dv[1]]
+        n_tgt = sum(map(len, tgt))
+        out[name] = {
+            "src pieces/sentence": sum(map(len, src)) / len(src),
+            "tgt pieces/sentence": n_tgt / len(tgt),
+            "tgt pieces also in the source": sum(p in set(a) for a, b in zip(src, tgt, strict=True)
+                                                 for p in b) / n_tgt,
+            "src vocabulary": len(seen[0]), "tgt vocabulary": len(seen[1]),
+            "dev tgt pieces unseen": sum(p not in seen[1] for b in tgt for p in b) / n_tgt}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    import tempfile
+
+    ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.subword",
+                                 description="Measure a joint subword model against one per "
+                                             "side (see compare).")
+    ap.add_argument("train_src")
+    ap.add_argument("train_tgt")
+    ap.add_argument("dev_src")
+    ap.add_argument("dev_tgt")
+    ap.add_argument("--pieces", type=int, default=8000)
+    args = ap.parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            result = compare((args.train_src, args.train_tgt), (args.dev_src, args.dev_tgt),
+                             args.pieces, Path(work))
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    keys = list(result["joint"])
+    print(f"{'':32}" + "".join(f"{k:>12}" for k in result))
+    for k in keys:
+        print(f"{k:32}" + "".join(f"{result[m][k]:>12.4g}" for m in result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
