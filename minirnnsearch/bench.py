@@ -2,29 +2,44 @@
 
     python -m minirnnsearch.bench --preset small        # B 64, S 20, T 20, E 128, H 256, V 8000
     python -m minirnnsearch.bench --preset paper        # B 80, S 30, T 30, E 620, H 1000, V 30000
+    python -m minirnnsearch.bench --compare torch       # and PyTorch on the same shapes
 
 Prints one JSON line: target tokens/s and ms per training step (forward, backward, clipping,
 Adam; the median of the timed steps after a warm-up), beam-decoding sentences/s (T output tokens
 each: </s> is switched off so every run does the same work), the peak resident
 memory of the process, the model's FLOPs per step from the analytic count in ``train_flops``, the
-achieved GFLOP/s, and the machine's own float32 matmul GFLOP/s measured in the same run with
-their ratio.
+achieved GFLOP/s, and the machine's own float32 matmul (sgemm) GFLOP/s measured in the same run:
+with the BLAS kernel in use and, where that is not the best kernel the CPU supports
+(``blas.best_kernel``), with the best one in a child process; the ratio is achieved / best.
+
+``--compare torch`` also times the two PyTorch references of ``reference_torch`` (what a
+PyTorch user writes, and the paper's GRU from torch ops) on the same batch, with Adam and
+clipping as here: ``--rounds`` rounds (3), each timing ``--steps`` steps of this code and then
+of each reference, and reports the medians over rounds and this code's speed-up over each.
 """
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
+    from minirnnsearch import blas as _blas
+
+    _blas.init()
+
 import argparse
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from . import decode, model
-from .backend import Backend, get_backend, to_host
-from .data.batching import make_batch
+from . import blas, decode, model
+from .backend import Array, Backend, get_backend, to_host
+from .data.batching import Batch, make_batch
 from .data.vocab import EOS_ID
 from .optim import clip_grad_norm, make_optimizer
 
@@ -77,6 +92,74 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def best_kernel_gflops(kernel: str) -> float | None:
+    """``matmul_gflops`` on NumPy in a child process with ``OPENBLAS_CORETYPE=kernel`` (the
+    kernel is chosen when NumPy loads, so it cannot change in this process); None if it fails."""
+    code = ("from minirnnsearch.backend import get_backend; from minirnnsearch.bench import "
+            "matmul_gflops; print(matmul_gflops(get_backend('cpu')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, blas.VARIABLE: kernel})
+    return float(out.stdout) if out.returncode == 0 else None
+
+
+def peak(backend: Backend) -> dict:
+    """sgemm GFLOP/s with the BLAS kernel in use and with the best one this CPU supports."""
+    mm = matmul_gflops(backend)
+    if backend.name != "numpy":
+        return dict(blas_kernel=None, matmul_gflops=round(mm, 1), best_kernel=None,
+                    best_matmul_gflops=round(mm, 1))
+    in_use = blas.loaded()["kernel"]
+    best = blas.best_kernel(blas.cpu_flags())
+    best_mm: float | None = mm
+    if best is not None and str(in_use).lower() != best.lower():
+        best_mm = best_kernel_gflops(best)
+    else:
+        best = in_use
+    return dict(blas_kernel=in_use, matmul_gflops=round(mm, 1), best_kernel=best,
+                best_matmul_gflops=None if best_mm is None else round(best_mm, 1))
+
+
+def median_step(step: Callable[[], None], n: int) -> float:
+    """The median wall time of ``n`` calls of ``step``, in seconds."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def torch_steps(cfg: model.Config, host: Batch, params: dict[str, Array],
+                lr: float) -> dict[str, Callable[[], None]]:
+    """Training steps (forward, backward, clipping to norm 1, Adam at ``lr``) of the two
+    PyTorch references on the same batch, in float32: ``user`` (nn.GRU, nn.GRUCell) and
+    ``paper_gru`` (the paper's GRU from torch ops, starting from ``params``)."""
+    import torch
+
+    from . import reference_torch
+
+    user = reference_torch.UserRNNsearch(cfg)
+    src, tgt = torch.as_tensor(host.src), torch.as_tensor(host.tgt)
+    src_mask, tgt_mask = torch.as_tensor(host.src_mask), torch.as_tensor(host.tgt_mask)
+    paper = {k: torch.tensor(to_host(v), requires_grad=True) for k, v in params.items()}
+    steps = {}
+    for name, weights, loss_fn in (
+        ("user", list(user.parameters()), lambda: user(src, src_mask, tgt, tgt_mask)),
+        ("paper_gru", list(paper.values()),
+         lambda: reference_torch.paper_loss(paper, host, cfg)),
+    ):
+        opt = torch.optim.Adam(weights, lr=lr)
+
+        def step(opt=opt, weights=weights, loss_fn=loss_fn) -> None:
+            opt.zero_grad()
+            loss_fn().backward()
+            torch.nn.utils.clip_grad_norm_(weights, 1.0)
+            opt.step()
+
+        steps[name] = step
+    return steps
+
+
 def run(args: argparse.Namespace) -> dict:
     backend = get_backend(args.device)
     cfg = model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=args.variant,
@@ -89,6 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     batch = host.to(backend)
     params = model.init_params(cfg, backend, seed=0)
     opt = make_optimizer("adam", params)
+    others = torch_steps(cfg, host, params, opt.lr) if args.compare == "torch" else {}
 
     def step() -> None:
         loss, grads = model.loss_and_grads(params, batch, cfg)
@@ -98,12 +182,14 @@ def run(args: argparse.Namespace) -> dict:
 
     for _ in range(args.warmup):
         step()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
+        for other in others.values():
+            other()
+    rounds: dict[str, list[float]] = {"ours": [], **{k: [] for k in others}}
+    for _ in range(args.rounds if others else 1):  # interleaved: each round times all of them
+        rounds["ours"].append(median_step(step, args.steps))
+        for name, other in others.items():
+            rounds[name].append(median_step(other, args.steps))
+    step_s = statistics.median(rounds["ours"])
 
     # Decoding: </s> made impossible so that every sentence takes exactly T steps of beam search.
     packed = model.pack_params(params)
@@ -122,17 +208,32 @@ def run(args: argparse.Namespace) -> dict:
     decode_s = time.perf_counter() - t0
 
     flops = train_flops(cfg, B, S, T)
-    mm = matmul_gflops(backend)
+    sgemm = peak(backend)
     achieved = flops / step_s / 1e9
-    return dict(
+    best = sgemm["best_matmul_gflops"]
+    result = dict(
         device=backend.name, variant=cfg.variant, batch=B, src_len=S, tgt_len=T, emb=cfg.emb,
         hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout, vocab=args.vocab,
         steps=args.steps, ms_per_step=round(1000 * step_s, 1),
         target_tokens_per_s=round(B * T / step_s, 1),
         decode_sentences_per_s=round(n_dec / decode_s, 2), beam=args.beam,
         peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-        gflop_per_step=round(flops / 1e9, 2), achieved_gflops=round(achieved, 1),
-        matmul_gflops=round(mm, 1), ratio=round(achieved / mm, 3))
+        gflop_per_step=round(flops / 1e9, 2), achieved_gflops=round(achieved, 1), **sgemm,
+        ratio=None if best is None else round(achieved / best, 3))
+    if others:
+        import torch
+
+        result.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+                      rounds=args.rounds,
+                      ours_ms_per_round=[round(1000 * t, 1) for t in rounds["ours"]])
+        for name in others:
+            other_s = statistics.median(rounds[name])
+            result.update({
+                f"torch_{name}_ms_per_round": [round(1000 * t, 1) for t in rounds[name]],
+                f"torch_{name}_ms_per_step": round(1000 * other_s, 1),
+                f"torch_{name}_target_tokens_per_s": round(B * T / other_s, 1),
+                f"speedup_vs_torch_{name}": round(other_s / step_s, 2)})
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-sentences", type=int, default=32,
                     help="sentences decoded together (at most the batch)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    ap.add_argument("--compare", choices=("torch",),
+                    help="also time the PyTorch references (pip install -e \".[compare]\")")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --compare")
     args = ap.parse_args(argv)
+    if args.compare == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("error: --compare torch needs PyTorch: pip install -e \".[compare]\"",
+                  file=sys.stderr)
+            return 2
+    print(blas.describe(), file=sys.stderr)
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
