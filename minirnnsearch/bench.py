@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
     others = torch_steps(cfg, host, params, opt.lr) if args.compare == "torch" else {}
 
     def step() -> None:
-        loss, grads = model.loss_and_grads(params, batch, cfg)
+        loss, grads = model.loss_and_grads(params, cfg, batch)
         clip_grad_norm(grads, 1.0)
         opt.step(params, grads)
         to_host(loss)  # wait for the device

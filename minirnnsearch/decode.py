@@ -36,6 +36,7 @@ import numpy as np
 
 from . import model
 from .backend import Array, Backend, backend_of, namespace, to_host, topk
+from .contexts import select
 from .data.batching import make_batch
 from .data.vocab import BOS_ID, EOS_ID
 
@@ -45,7 +46,8 @@ class Hypothesis:
     tokens: list[int]        # target ids, without </s>
     score: float             # logprob / len^alpha
     logprob: float           # sum of log p over the tokens (and </s> when finished)
-    attention: np.ndarray    # (len(tokens) [+1 for </s>], S_real) alignment rows
+    attention: np.ndarray | None  # (len(tokens) [+1 for </s>], S_real) alignment rows;
+                                  # None for a model without alignment (encdec)
     finished: bool = True    # ended with </s> (False: cut at the maximum length)
 
 
@@ -90,14 +92,14 @@ def greedy_search(params: dict[str, Array], cfg: model.Config, src: Array, src_m
             break
     tokens_h = np.stack(tokens, axis=1)                                   # (B,steps)
     logp_h = to_host(xp.stack(logps, axis=1)).astype(np.float64)          # (B,steps)
-    att = to_host(xp.stack(alphas, axis=1))                               # (B,steps,S)
+    att = None if alphas[0] is None else to_host(xp.stack(alphas, axis=1))  # (B,steps,S)
     out = []
     for b in range(B):
         n = int(end[b]) + 1                                               # output tokens
         finished = bool(tokens_h[b, n - 1] == EOS_ID)
         lp = float(logp_h[b, :n].sum())
         out.append([Hypothesis(tokens_h[b, : n - finished].tolist(), lp, lp,
-                               att[b, :n, : lengths[b]], finished)])
+                               None if att is None else att[b, :n, : lengths[b]], finished)])
     return out
 
 
@@ -128,7 +130,7 @@ def beam_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mas
     limit = max_lengths(src_mask, max_len_ratio, max_len_offset)          # (B,)
     active = np.arange(src.shape[0])                                      # (b,) sentences
     rows = dev.asarray(np.repeat(active, K), dtype="int64")               # (n,) n = b*K
-    enc = model.select(enc, rows)                                         # each sentence K times
+    enc = select(enc, rows)                                         # each sentence K times
     s = xp.take(s0, rows, axis=0)                                         # (n,H)
     y = dev.asarray(np.full(K * active.size, BOS_ID), dtype=src.dtype)   # (n,)
     score = np.full((active.size, K), -np.inf)                            # (b,K) host
@@ -136,10 +138,12 @@ def beam_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mas
     parents: list[np.ndarray] = []   # per step i: (n_{i+1},) row at step i of each new row
     words: list[np.ndarray] = []     # per step i: (n_{i+1},) the token each new row added
     alphas: list[Array] = []         # per step i: (n_i,S) alignment rows, on the device
+    n_rows: list[int] = []           # per step i: n_i
     ends: list[list[_End]] = [[] for _ in active]
     for i in range(int(limit.max())):
         logp, s, alpha_i = model.decoder_step(packed, cfg, enc, y, s, i)  # (n,V) (n,H) (n,S)
         alphas.append(alpha_i)
+        n_rows.append(logp.shape[0])
         b = active.size
         total = dev.asarray(score.reshape(b * K, 1), dtype=logp.dtype) + logp  # (n,V)
         vals, idx = topk(xp.reshape(total, (b, K * V)), 2 * K)            # (b,2K)
@@ -176,19 +180,19 @@ def beam_search(params: dict[str, Array], cfg: model.Config, src: Array, src_mas
             break
         if done.any():  # done sentences leave the batch
             kept_rows = (np.flatnonzero(keep)[:, None] * K + np.arange(K)).reshape(-1)
-            enc = model.select(enc, dev.asarray(kept_rows, dtype="int64"))
+            enc = select(enc, dev.asarray(kept_rows, dtype="int64"))
         active, score = active[keep], new_score[keep]
         s = xp.take(s, dev.asarray(parents[-1], dtype="int64"), axis=0)  # (n,H) reorder
         y = dev.asarray(words[-1], dtype=src.dtype)                      # (n,)
-    att = to_host(xp.concat(alphas, axis=0))                              # (sum n_i, S) once
-    offset = np.cumsum([0] + [a.shape[0] for a in alphas])               # first row of step i
+    att = None if alphas[0] is None else to_host(xp.concat(alphas, axis=0))  # (sum n_i,S) once
+    offset = np.cumsum([0, *n_rows])                                      # first row of step i
     return [[_read_back(e, parents, words, att, offset, int(lengths[sent]))
              for e in sorted(ends[sent], key=lambda e: -e.score)[:nbest]]
             for sent in range(src.shape[0])]
 
 
-def _read_back(e: _End, parents: list[np.ndarray], words: list[np.ndarray], att: np.ndarray,
-               offset: np.ndarray, src_len: int) -> Hypothesis:
+def _read_back(e: _End, parents: list[np.ndarray], words: list[np.ndarray],
+               att: np.ndarray | None, offset: np.ndarray, src_len: int) -> Hypothesis:
     """Tokens and alignment rows (steps 0..e.step) of an ended hypothesis, through the parents."""
     toks = [] if e.token == EOS_ID else [e.token]
     att_rows = [offset[e.step] + e.row]                                   # rows of ``att``
@@ -197,8 +201,8 @@ def _read_back(e: _End, parents: list[np.ndarray], words: list[np.ndarray], att:
         toks.append(int(words[i][row]))
         row = int(parents[i][row])
         att_rows.append(offset[i] + row)
-    return Hypothesis(toks[::-1], e.score, e.logprob, att[att_rows[::-1], :src_len],
-                      e.token == EOS_ID)
+    return Hypothesis(toks[::-1], e.score, e.logprob,
+                      None if att is None else att[att_rows[::-1], :src_len], e.token == EOS_ID)
 
 
 def decode_sentences(packed: dict[str, Array], cfg: model.Config, backend: Backend,

@@ -61,9 +61,9 @@ def tiny_problem(variant: str, seed: int = 0) -> tuple[model.Config, dict, Batch
 def check_model(variant: str, seed: int = 0) -> dict[str, float]:
     """The relative error of every parameter's gradient for ``variant``, by name."""
     cfg, params, batch = tiny_problem(variant, seed)
-    _, grads = model.loss_and_grads(params, batch, cfg)
+    _, grads = model.loss_and_grads(params, cfg, batch)
     return {name: rel_error(grads[name], numerical_gradient(
-                lambda: float(model.loss(params, batch, cfg)), params[name]))
+                lambda: float(model.loss(params, cfg, batch)), params[name]))
             for name in params}
 
 

@@ -5,7 +5,8 @@ Shapes: B batch, S source length, T target length, E embedding (paper m=620), H 
 (n=1000), A alignment hidden (n'=1000), L maxout units (l=500), Vx/Vy vocabularies.
 Time-major (T,B,...) inside the recurrent loops, batch-major (B,S,...) for the annotations.
 
-The model, one code path for three variants (``Config.variant``):
+The model, one code path for three variants (``Config.variant``); each way of choosing the
+context has its own class, forward beside backward, in ``contexts.py``:
 
     encoder   x_j = E_src[w_j]; fwd/bwd GRU (nn/gru.py); h_j = [fwd h_j ; bwd h_j]   (B,S,2H)
     s_0       = tanh(W_s bwd h_1 + b_s)                                             (B,H)
@@ -30,15 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .backend import Array, Backend, namespace
+from .contexts import CONTEXTS, Encoded
 from .data.vocab import BOS_ID
-from .nn.attention import (
-    attention_step_backward,
-    attention_step_forward,
-    context_backward_annotations,
-    context_backward_weights,
-    context_forward,
-    diagonal_alignment,
-)
 from .nn.embedding import embedding_backward, embedding_forward
 from .nn.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward, gru_weight_grads
 from .nn.output import (
@@ -49,7 +43,7 @@ from .nn.output import (
     softmax_xent_forward,
 )
 
-VARIANTS = ("rnnsearch", "encdec", "diagonal")
+VARIANTS = tuple(CONTEXTS)  # rnnsearch, encdec, diagonal: see contexts.py
 
 # Model sizes by name. "paper" is appendix A/B.1 of the paper (its vocabularies were 30,000).
 PRESETS: dict[str, dict[str, int]] = {
@@ -103,7 +97,7 @@ def _gate_names(prefix: str, mat: str) -> list[str]:
 
 def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape. Matrices are stored (in, out): ``x @ W`` = paper W x."""
-    E, H, A, L = cfg.emb, cfg.hidden, cfg.align, cfg.maxout
+    E, H, L = cfg.emb, cfg.hidden, cfg.maxout
     shapes: dict[str, tuple[int, ...]] = {"E_src": (cfg.src_vocab, E), "E_tgt": (cfg.tgt_vocab, E)}
     for prefix in ("enc_fwd", "enc_bwd", "dec"):
         for n in _gate_names(prefix, "W"):
@@ -116,8 +110,7 @@ def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
         for n in _gate_names(prefix, "b"):
             shapes[n] = (H,)
     shapes["W_s"], shapes["b_s"] = (H, H), (H,)  # s_0 = tanh(W_s bwd h_1 + b_s)
-    if cfg.variant == "rnnsearch":
-        shapes["W_a"], shapes["U_a"], shapes["v_a"] = (H, A), (2 * H, A), (A,)  # eq. 6
+    shapes.update(CONTEXTS[cfg.variant].param_shapes(cfg))  # the alignment model's, eq. 6
     shapes["U_o"], shapes["V_o"], shapes["C_o"] = (H, 2 * L), (E, 2 * L), (2 * H, 2 * L)
     shapes["W_o"], shapes["b_o"] = (L, cfg.tgt_vocab), (cfg.tgt_vocab,)
     return shapes
@@ -171,30 +164,13 @@ def _add_stacked(grads: dict[str, Array], names: list[str], d: Array) -> None:
         grads[n] += d[..., k * H : (k + 1) * H]
 
 
-class Encoded(NamedTuple):
-    """What the decoder needs of the source, batch-major."""
-
-    annotations: Array     # (B,S,2H) h_j = [fwd h_j ; bwd h_j]
-    keys: Array | None     # (B,S,A)  U_a h_j, computed once (rnnsearch)
-    mask: Array            # (B,S)    1 on real source tokens (with </s>), params' dtype
-    lengths: Array         # (B,)     real source lengths, integer
-    context: Array | None  # (B,2H)   [fwd h_S ; bwd h_1] (encdec)
-
-
-def select(enc: Encoded, idx: Array) -> Encoded:
-    """Rows ``idx`` (K,) of every field: for beams, repeat or reorder the sentences."""
-    xp = namespace(enc.annotations)
-    return Encoded(*(None if a is None else xp.take(a, idx, axis=0) for a in enc))
-
-
 def encode(
     packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
 ) -> tuple[Encoded, Array, tuple]:
-    """The bidirectional encoder. src (B,S) ids, src_mask (B,S) -> (Encoded, s_0 (B,H), cache)."""
+    """The bidirectional encoder. src (B,S) ids, src_mask (B,S) -> (Encoded, s_0 (B,H), cache).
+    The context's per-sentence memory (the keys U_a h_j, the fixed vector) is made here once."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
-    B, S = src.shape
-    H = cfg.hidden
     mask = xp.astype(src_mask, dtype)                                  # (B,S)
     ids = xp.permute_dims(src, (1, 0))                                 # (S,B) time-major
     x = embedding_forward(packed["E_src"], ids)                        # (S,B,E) x_j = E_src[w_j]
@@ -204,34 +180,22 @@ def encode(
     hf, cache_f = gru_forward(x, mask_t, *gru["enc_fwd"])              # (S,B,H) fwd h_j
     hb, cache_b = gru_forward(x, mask_t, *gru["enc_bwd"], reverse=True)  # (S,B,H) bwd h_j
     annotations = xp.concat([xp.permute_dims(hf, (1, 0, 2)), xp.permute_dims(hb, (1, 0, 2))],
-                            axis=2)                                    # (B,S,2H)
+                            axis=2)                                    # (B,S,2H) h_j
     s0 = xp.tanh(hb[0, ...] @ packed["W_s"] + packed["b_s"])  # (B,H) s_0 = tanh(W_s bwd h_1)
-    keys = None
-    if cfg.variant == "rnnsearch":                                     # U_a h_j, once per batch
-        keys = xp.reshape(xp.reshape(annotations, (B * S, 2 * H)) @ packed["U_a"],
-                          (B, S, cfg.align))                           # (B,S,A)
-    context = None
-    if cfg.variant == "encdec":  # padded steps keep the state: hf[S-1] is each fwd h_{S_b}
-        context = xp.concat([hf[S - 1, ...], hb[0, ...]], axis=1)                # (B,2H)
     lengths = xp.sum(xp.astype(src_mask > 0, xp.int64), axis=1)       # (B,)
-    enc = Encoded(annotations, keys, mask, lengths, context)
-    return enc, s0, (ids, cache_f, cache_b, hb[0, ...], s0)
+    memory = CONTEXTS[cfg.variant].memory(packed, annotations)
+    return Encoded(annotations, mask, lengths, memory), s0, (ids, cache_f, cache_b, hb[0, ...], s0)
 
 
 def _encode_backward(
-    packed: dict[str, Array], cfg: Config, cache: tuple, dannotations: Array,
-    dkeys: Array | None, dcontext: Array | None, ds0: Array, enc: Encoded,
+    packed: dict[str, Array], cache: tuple, dannotations: Array, ds0: Array,
     grads: dict[str, Array],
 ) -> None:
-    """Backward of ``encode``, accumulating into ``grads``."""
+    """Backward of ``encode`` from dannotations (B,S,2H) and ds0 (B,H) (the memory's gradient
+    already turned into dannotations by the context), accumulating into ``grads``."""
     xp = namespace(ds0)
     ids, cache_f, cache_b, hb1, s0 = cache
-    B, S, H2 = dannotations.shape
-    H = H2 // 2
-    if dkeys is not None:  # forward: keys = annotations @ U_a
-        dk = xp.reshape(dkeys, (B * S, cfg.align))                         # (B*S,A)
-        grads["U_a"] += xp.reshape(enc.annotations, (B * S, H2)).T @ dk
-        dannotations = dannotations + xp.reshape(dk @ packed["U_a"].T, (B, S, H2))
+    H = dannotations.shape[2] // 2
     dhf = xp.permute_dims(dannotations[:, :, :H], (1, 0, 2))              # (S,B,H)
     dhb = xp.permute_dims(dannotations[:, :, H:], (1, 0, 2))              # (S,B,H)
     # forward: s0 = tanh(hb1 @ W_s + b_s)
@@ -239,9 +203,6 @@ def _encode_backward(
     grads["W_s"] += hb1.T @ ds0_pre
     grads["b_s"] += xp.sum(ds0_pre, axis=0)
     dhb1 = ds0_pre @ packed["W_s"].T                                      # (B,H)
-    if dcontext is not None:  # forward: context = [hf[S-1] ; hb[0, ...]]
-        dhf = xp.concat([dhf[: S - 1, ...], (dhf[S - 1, ...] + dcontext[:, :H])[None, ...]], axis=0)
-        dhb1 = dhb1 + dcontext[:, H:]
     dhb = xp.concat([(dhb[0, ...] + dhb1)[None, ...], dhb[1:, ...]], axis=0)             # (S,B,H)
     dx = 0.0
     for prefix, dh, c in (("enc_fwd", dhf, cache_f), ("enc_bwd", dhb, cache_b)):
@@ -308,16 +269,33 @@ def _softmax_loss(
     return loss, (xp.concat(dts, axis=0) if grads is not None else None)
 
 
+class _Decoded(NamedTuple):
+    """What the training forward keeps for the backward."""
+
+    enc: Encoded
+    s0: Array              # (B,H)
+    enc_cache: tuple
+    y_prev: Array          # (T,B) y_{i-1}
+    ey: Array              # (T,B,E) E_tgt y_{i-1}
+    c_all: Array           # (T,B,2H) c_i
+    alpha: Array | None    # (B,T,S) the fixed alignment of a state-free context, else None
+    s_all: Array           # (T,B,H) s_1..s_T
+    gru_caches: list       # T decoder GRU step caches
+    ctx_caches: list       # T context step caches (state-dependent contexts)
+    out_cache: tuple
+    dt: Array | None       # (N,L) the softmax layer's gradient (when grads were asked for)
+
+
 def _forward(
     packed: dict[str, Array], cfg: Config, batch: Any, grads: dict[str, Array] | None = None
-) -> tuple[Array, tuple]:
+) -> tuple[Array, _Decoded]:
     """The loss of a batch and everything its backward needs. With ``grads``, the softmax
     layer's backward is done here already, chunk by chunk (``_softmax_loss``)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
+    ctx = CONTEXTS[cfg.variant]
     enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask)
     B, T = batch.tgt.shape
-    S = enc.annotations.shape[1]
     H, E = cfg.hidden, cfg.emb
     N = T * B
     tgt = xp.permute_dims(batch.tgt, (1, 0))                              # (T,B) y_i
@@ -328,29 +306,22 @@ def _forward(
                        (T, B, 3 * H))                                     # (T,B,3H) one product
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
-    alpha = None                                                          # (B,T,S) fixed weights
-    if cfg.variant == "encdec":
-        c_all = xp.broadcast_to(enc.context[None, ...], (T, B, 2 * H))         # (T,B,2H) c_i = c
-    elif cfg.variant == "diagonal":
-        steps = xp.arange(T, dtype=enc.lengths.dtype, device=enc.lengths.device)
-        alpha = diagonal_alignment(enc.lengths, steps, S, dtype)          # (B,T,S) one-hot
-        c_all = xp.permute_dims(context_forward(alpha, enc.annotations), (1, 0, 2))  # (T,B,2H)
-    else:
-        c_all = xp.empty((T, B, 2 * H), dtype=dtype, device=enc.mask.device)
-        att_caches = []
-    if cfg.variant != "rnnsearch":  # the context does not depend on s_{i-1}: one product
+    alpha, ctx_caches = None, []
+    if ctx.state_free:  # c_i does not depend on s_{i-1}: all contexts and C.. c_i at once
+        c_all, alpha = ctx.contexts(enc, T)                               # (T,B,2H)
         xproj = xproj + xp.reshape(xp.reshape(c_all, (N, 2 * H)) @ C_x, (T, B, 3 * H))
+    else:
+        c_all = xp.empty((T, B, 2 * H), dtype=dtype, device=s0.device)
 
     s = s0
     s_all = xp.empty((T, B, H), dtype=dtype, device=s0.device)            # (T,B,H) s_1..s_T
     gru_caches = []
     for i in range(T):
-        xproj_i = xproj[i, ...]                                                # (B,3H)
-        if cfg.variant == "rnnsearch":  # c_i from s_{i-1}, before the decoder update
-            c, _, att_cache = attention_step_forward(
-                s @ packed["W_a"], enc.keys, enc.annotations, enc.mask, packed["v_a"])
-            c_all[i, ...] = c                                                  # (B,2H)
-            att_caches.append(att_cache)
+        xproj_i = xproj[i, ...]                                           # (B,3H)
+        if not ctx.state_free:  # c_i from s_{i-1}, before the decoder update
+            c, _, ctx_cache = ctx.step(packed, enc, s, i)                 # (B,2H)
+            c_all[i, ...] = c
+            ctx_caches.append(ctx_cache)
             xproj_i = xproj_i + c @ C_x                                   # (B,3H) + C.. c_i
         s, gru_cache = gru_step_forward(xproj_i, s, U_zr, U)              # (B,H) s_i
         s_all[i, ...] = s
@@ -361,19 +332,69 @@ def _forward(
         xp.reshape(c_all, (N, 2 * H)))                                    # (N,L)
     tgt_mask = xp.reshape(xp.permute_dims(xp.astype(batch.tgt_mask, dtype), (1, 0)), (N,))
     weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
-    loss, dt = _softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
-    caches = (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches,
-              att_caches if cfg.variant == "rnnsearch" else None, out_cache, dt)
-    return loss, caches
+    loss_value, dt = _softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
+    return loss_value, _Decoded(enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all,
+                                gru_caches, ctx_caches, out_cache, dt)
 
 
-def loss(params: dict[str, Array], batch: Any, cfg: Config) -> Array:
+def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
+              grads: dict[str, Array]) -> None:
+    """Backward of ``_forward`` from the softmax layer's dt down to the embeddings, accumulating
+    into ``grads``."""
+    xp = namespace(f.s0)
+    ctx = CONTEXTS[cfg.variant]
+    T, B, H = f.s_all.shape
+    E, N = cfg.emb, T * B
+    C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
+
+    ds_out, dey, dc_out = _deep_output_backward(f.dt, f.out_cache, packed, grads)
+    ds_out = xp.reshape(ds_out, (T, B, H))                                # (T,B,H)
+    dc_out = xp.reshape(dc_out, (T, B, 2 * H))                            # (T,B,2H)
+    dxproj = xp.empty((T, B, 3 * H), dtype=f.s_all.dtype, device=f.s_all.device)
+    if not ctx.state_free:
+        dc_all = xp.empty_like(dc_out)                                    # (T,B,2H)
+        dq_all = xp.empty((T, B, cfg.align), dtype=dc_out.dtype, device=dc_out.device)
+        dkeys = 0.0                                                       # -> (B,S,A)
+    ds = xp.zeros_like(f.s0)
+    for i in range(T - 1, -1, -1):
+        dxproj[i, ...], ds = gru_step_backward(ds + ds_out[i, ...], f.gru_caches[i], U_zr, U)
+        if not ctx.state_free:  # forward: c_i fed the gates (C.. c_i) and the deep output
+            dc = dc_out[i, ...] + dxproj[i, ...] @ C_x.T                  # (B,2H)
+            dc_all[i, ...] = dc
+            ds_prev, dq_all[i, ...], dkeys_i = ctx.step_backward(
+                dc, f.ctx_caches[i], packed, f.enc, grads)
+            ds = ds + ds_prev                                             # c_i read s_{i-1}
+            dkeys = dkeys + dkeys_i
+
+    # Weight gradients of the decoder GRU, one product each after the loop.
+    dxp2 = xp.reshape(dxproj, (N, 3 * H))                                 # (N,3H)
+    dU_zr, dU = gru_weight_grads(f.gru_caches, dxproj)
+    _add_stacked(grads, _gate_names("dec", "U")[:2], dU_zr)
+    grads["dec.U"] += dU
+    _add_stacked(grads, _gate_names("dec", "W"), xp.reshape(f.ey, (N, E)).T @ dxp2)
+    _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
+    _add_stacked(grads, _gate_names("dec", "C"), xp.reshape(f.c_all, (N, 2 * H)).T @ dxp2)
+    dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
+    embedding_backward(grads["E_tgt"], f.y_prev, dey)
+
+    if ctx.state_free:
+        dc_all = dc_out + xp.reshape(dxp2 @ C_x.T, (T, B, 2 * H))         # (T,B,2H)
+        dannotations, dmemory = ctx.contexts_backward(dc_all, f.enc, f.alpha)
+    else:
+        s_prev = xp.concat([f.s0[None, ...], f.s_all[: T - 1, ...]], axis=0)  # (T,B,H) s_{i-1}
+        dannotations = ctx.steps_backward(dc_all, dq_all, s_prev, f.ctx_caches, grads)
+        dmemory = (dkeys,)
+    dannotations = dannotations + ctx.memory_backward(dmemory, f.enc.annotations, packed, grads)
+    _encode_backward(packed, f.enc_cache, dannotations, ds, grads)
+
+
+def loss(params: dict[str, Array], cfg: Config, batch: Any) -> Array:
     """Mean negative log-likelihood per real target token (0-d array), no gradients."""
     return _forward(pack_params(params), cfg, batch)[0]
 
 
 def loss_and_grads(
-    params: dict[str, Array], batch: Any, cfg: Config
+    params: dict[str, Array], cfg: Config, batch: Any
 ) -> tuple[Array, dict[str, Array]]:
     """The mean negative log-likelihood per real target token (padding excluded) and its
     gradients, a dict with the same keys as ``params``.
@@ -383,85 +404,21 @@ def loss_and_grads(
     xp = namespace(params["E_src"])
     packed = pack_params(params)
     grads = {k: xp.zeros_like(v) for k, v in params.items()}
-    loss_value, caches = _forward(packed, cfg, batch, grads)
-    (enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all, gru_caches, att_caches,
-     out_cache, dt) = caches
-    T, B, H = s_all.shape
-    E, N = cfg.emb, T * B
-    C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
-
-    ds_out, dey, dc_out = _deep_output_backward(dt, out_cache, packed, grads)
-    ds_out = xp.reshape(ds_out, (T, B, H))                                # (T,B,H)
-    dc_out = xp.reshape(dc_out, (T, B, 2 * H))                            # (T,B,2H)
-    dxproj = xp.empty((T, B, 3 * H), dtype=s_all.dtype, device=s_all.device)
-    if cfg.variant == "rnnsearch":
-        S, A = enc.annotations.shape[1], cfg.align
-        dc_all = xp.empty((T, B, 2 * H), dtype=s_all.dtype, device=s_all.device)
-        dq_all = xp.empty((T, B, A), dtype=s_all.dtype, device=s_all.device)
-        dkeys = xp.zeros((B, S, A), dtype=s_all.dtype, device=s_all.device)
-    ds = xp.zeros_like(s0)
-    for i in range(T - 1, -1, -1):
-        dxproj[i, ...], ds = gru_step_backward(ds + ds_out[i, ...], gru_caches[i], U_zr, U)
-        if cfg.variant == "rnnsearch":
-            dc = dc_out[i, ...] + dxproj[i, ...] @ C_x.T                            # (B,2H)
-            dc_all[i, ...] = dc
-            dq, dkeys_i, dv_a = attention_step_backward(
-                context_backward_weights(dc, enc.annotations), att_caches[i], packed["v_a"])
-            dkeys += dkeys_i                                              # (B,S,A)
-            grads["v_a"] += dv_a
-            dq_all[i, ...] = dq                                                # (B,A)
-            ds = ds + dq @ packed["W_a"].T                                # q = s_{i-1} @ W_a
-    ds0 = ds
-
-    # Weight gradients of the decoder GRU, one product each after the loop.
-    dxp2 = xp.reshape(dxproj, (N, 3 * H))                                 # (N,3H)
-    dU_zr, dU = gru_weight_grads(gru_caches, dxproj)
-    _add_stacked(grads, _gate_names("dec", "U")[:2], dU_zr)
-    grads["dec.U"] += dU
-    _add_stacked(grads, _gate_names("dec", "W"), xp.reshape(ey, (N, E)).T @ dxp2)
-    _add_stacked(grads, _gate_names("dec", "b"), xp.sum(dxp2, axis=0))
-    _add_stacked(grads, _gate_names("dec", "C"), xp.reshape(c_all, (N, 2 * H)).T @ dxp2)
-    dey = dey + dxp2 @ packed["dec.W_x"].T                                # (N,E)
-    embedding_backward(grads["E_tgt"], y_prev, dey)
-
-    dannotations = xp.zeros_like(enc.annotations)                         # (B,S,2H)
-    dkeys_enc = dcontext = None
-    if cfg.variant == "rnnsearch":
-        s_prev = xp.concat([s0[None, ...], s_all[: T - 1, ...]], axis=0)  # (T,B,H) s_{i-1}
-        s_prev = xp.reshape(s_prev, (N, H))
-        grads["W_a"] += s_prev.T @ xp.reshape(dq_all, (N, A))
-        alpha_all = xp.stack([c.alpha for c in att_caches], axis=1)       # (B,T,S)
-        dannotations = context_backward_annotations(xp.permute_dims(dc_all, (1, 0, 2)), alpha_all)
-        dkeys_enc = dkeys
-    else:
-        dc_all = dc_out + xp.reshape(dxp2 @ C_x.T, (T, B, 2 * H))         # (T,B,2H)
-        if cfg.variant == "diagonal":
-            dannotations = context_backward_annotations(xp.permute_dims(dc_all, (1, 0, 2)), alpha)
-        else:
-            dcontext = xp.sum(dc_all, axis=0)                             # (B,2H) c used T times
-    _encode_backward(packed, cfg, enc_cache, dannotations, dkeys_enc, dcontext, ds0, enc, grads)
+    loss_value, f = _forward(packed, cfg, batch, grads)
+    _backward(packed, cfg, f, grads)
     return loss_value, grads
 
 
 def decoder_step(
     packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array, s_prev: Array, i: int
-) -> tuple[Array, Array, Array]:
+) -> tuple[Array, Array, Array | None]:
     """One decoder step for greedy and beam search (``packed = pack_params(params)``).
 
     y_prev (B,) ids of y_{i-1} (<s> at i=0), s_prev (B,H) s_{i-1}, i the 0-based step.
     Returns log p(y_i | y_<i, x) (B,V), s_i (B,H) and the alignment alpha_i (B,S) (one-hot for
-    diagonal, zeros for encdec, which has none)."""
-    xp = namespace(s_prev)
+    diagonal; None for encdec, which has none)."""
     ey = embedding_forward(packed["E_tgt"], y_prev)                       # (B,E)
-    if cfg.variant == "rnnsearch":
-        c, alpha, _ = attention_step_forward(
-            s_prev @ packed["W_a"], enc.keys, enc.annotations, enc.mask, packed["v_a"])
-    elif cfg.variant == "diagonal":
-        step = xp.asarray([i], dtype=enc.lengths.dtype, device=enc.lengths.device)
-        alpha = diagonal_alignment(enc.lengths, step, enc.mask.shape[1], s_prev.dtype)[:, 0, :]
-        c = context_forward(alpha, enc.annotations)                       # (B,2H)
-    else:
-        c, alpha = enc.context, xp.zeros_like(enc.mask)
+    c, alpha, _ = CONTEXTS[cfg.variant].step(packed, enc, s_prev, i)      # (B,2H) c_i
     xproj = ey @ packed["dec.W_x"] + packed["dec.b_x"] + c @ packed["dec.C_x"]  # (B,3H)
     s, _ = gru_step_forward(xproj, s_prev, packed["dec.U_zr"], packed["dec.U"])  # (B,H)
     t, _ = _deep_output_forward(packed, s, ey, c)                         # (B,L)

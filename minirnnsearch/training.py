@@ -147,7 +147,7 @@ def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
     for start in range(0, len(corpus.dev_src), batch_size):
         b = make_batch(corpus.dev_src[start : start + batch_size],
                        corpus.dev_tgt[start : start + batch_size])
-        total += float(to_host(model.loss(params, b.to(backend), cfg))) * b.n_tokens
+        total += float(to_host(model.loss(params, cfg, b.to(backend)))) * b.n_tokens
         tokens += b.n_tokens
     return total / tokens
 
@@ -271,7 +271,7 @@ class Trainer:
                     b = make_batch([self.corpus.train[k][0] for k in idx],
                                    [self.corpus.train[k][1] for k in idx])
                     t0 = time.perf_counter()
-                    loss, grads = model.loss_and_grads(self.params, b.to(self.backend), self.cfg)
+                    loss, grads = model.loss_and_grads(self.params, self.cfg, b.to(self.backend))
                     clip_grad_norm(grads, args.clip)
                     self.opt.step(self.params, grads)
                     self.step += 1

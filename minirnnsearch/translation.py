@@ -107,13 +107,14 @@ class Translator:
 
     def _finish(self, h: decode.Hypothesis, src: list[str], unk_replace: bool) -> tuple:
         words = self.tgt_vocab.decode(h.tokens)
-        if unk_replace and self.cfg.variant != "encdec":
+        if unk_replace and h.attention is not None:
             # source position of the largest weight per output word; </s> keeps the <unk>
             best = h.attention[: len(words)].argmax(axis=1)
             words = [src[j] if w == UNK and j < len(src) else w
                      for w, j in zip(words, best, strict=True)]
         shown = [w.replace(JOINER, "") for w in ([*words, "</s>"] if h.finished else words)]
-        return (detokenize(words), h.score, h.attention[: len(shown)],
+        return (detokenize(words), h.score,
+                None if h.attention is None else h.attention[: len(shown)],
                 [w.replace(JOINER, "") for w in [*src, "</s>"]], shown)
 
 

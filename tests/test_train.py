@@ -112,8 +112,8 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
     before = {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")}
     real = model.loss_and_grads
 
-    def exploding(params, batch, cfg):
-        loss, grads = real(params, batch, cfg)
+    def exploding(params, cfg, batch):
+        loss, grads = real(params, cfg, batch)
         return loss * float("nan"), {k: g * float("nan") for k, g in grads.items()}
 
     monkeypatch.setattr(model, "loss_and_grads", exploding)
@@ -125,11 +125,11 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
 def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     real, calls = model.loss_and_grads, []
 
-    def interrupted(params, batch, cfg):
+    def interrupted(params, cfg, batch):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(params, batch, cfg)
+        return real(params, cfg, batch)
 
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
     assert training.main(args(corpus, tmp_path, "--max-steps", "20", "--valid-every", "100")) \
