@@ -146,7 +146,7 @@ def torch_steps(cfg: model.Config, host: Batch, params: dict[str, Array],
     for name, weights, loss_fn in (
         ("user", list(user.parameters()), lambda: user(src, src_mask, tgt, tgt_mask)),
         ("paper_gru", list(paper.values()),
-         lambda: reference_torch.paper_loss(paper, host, cfg)),
+         lambda: reference_torch.paper_loss(paper, cfg, host)),
     ):
         opt = torch.optim.Adam(weights, lr=lr)
 

@@ -48,7 +48,7 @@ def _input_part(p: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:
                       x @ p[f"{prefix}.W"] + p[f"{prefix}.b"]], dim=-1)
 
 
-def paper_loss(p: dict[str, Tensor], batch: Any, cfg: Config) -> Tensor:
+def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any) -> Tensor:
     """The mean negative log-likelihood per real target token of ``model.loss``, from torch ops.
     ``p``: the parameters as tensors (``model.param_shapes`` names); ``batch``: host arrays
     src, src_mask (B,S), tgt, tgt_mask (B,T)."""
@@ -99,11 +99,11 @@ def paper_loss(p: dict[str, Tensor], batch: Any, cfg: Config) -> Tensor:
 
 
 def paper_loss_and_grads(
-    params: dict[str, np.ndarray], batch: Any, cfg: Config
+    params: dict[str, np.ndarray], cfg: Config, batch: Any
 ) -> tuple[float, dict[str, np.ndarray]]:
     """``paper_loss`` and its autograd gradients, on host NumPy parameters (their dtype kept)."""
     p = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params.items()}
-    loss = paper_loss(p, batch, cfg)
+    loss = paper_loss(p, cfg, batch)
     loss.backward()
     return float(loss.detach()), {k: v.grad.numpy() for k, v in p.items()}
 

@@ -16,8 +16,8 @@ reference_torch = pytest.importorskip("minirnnsearch.reference_torch")
 def test_loss_and_every_gradient_equal_torch_autograd(variant):
     cfg, params, batch = gradcheck.tiny_problem(variant)  # float64, padded sources and targets
     assert params["E_src"].dtype == np.float64 and np.any(batch.src_mask == 0)
-    loss, grads = model.loss_and_grads(params, batch, cfg)
-    ref_loss, ref_grads = reference_torch.paper_loss_and_grads(params, batch, cfg)
+    loss, grads = model.loss_and_grads(params, cfg, batch)
+    ref_loss, ref_grads = reference_torch.paper_loss_and_grads(params, cfg, batch)
     assert float(loss) == pytest.approx(ref_loss, rel=1e-12)
     assert set(ref_grads) == set(grads)
     for k in grads:
