@@ -11,11 +11,14 @@ memory of the process, the model's FLOPs per step from the analytic count in ``t
 achieved GFLOP/s, and the machine's own float32 matmul (sgemm) GFLOP/s measured in the same run:
 with the BLAS kernel in use and, where that is not the best kernel the CPU supports
 (``blas.best_kernel``), with the best one in a child process; the ratio is achieved / best.
+It also prints the machine's 1-minute load average at the start and the end of the run: on a
+shared machine, numbers are comparable only within one run.
 
 ``--compare torch`` also times the two PyTorch references of ``reference_torch`` (what a
 PyTorch user writes, and the paper's GRU from torch ops) on the same batch, with Adam and
 clipping as here: ``--rounds`` rounds (3), each timing ``--steps`` steps of this code and then
-of each reference, and reports the medians over rounds and this code's speed-up over each.
+of each reference, and reports the medians over rounds and this code's speed-up over each
+(the peak memory is then the process's, PyTorch's included).
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ def torch_steps(cfg: model.Config, host: Batch, params: dict[str, Array],
 
 
 def run(args: argparse.Namespace) -> dict:
+    load_start = os.getloadavg()[0]  # the machine may be shared: its 1-minute load, start and end
     backend = get_backend(args.device)
     cfg = model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=args.variant,
                        emb=args.emb, hidden=args.hidden, align=args.align, maxout=args.maxout)
@@ -219,7 +223,8 @@ def run(args: argparse.Namespace) -> dict:
         decode_sentences_per_s=round(n_dec / decode_s, 2), beam=args.beam,
         peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         gflop_per_step=round(flops / 1e9, 2), achieved_gflops=round(achieved, 1), **sgemm,
-        ratio=None if best is None else round(achieved / best, 3))
+        ratio=None if best is None else round(achieved / best, 3),
+        load_avg=[round(load_start, 1), round(os.getloadavg()[0], 1)])
     if others:
         import torch
 
