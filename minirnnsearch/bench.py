@@ -29,8 +29,10 @@ if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once
     _blas.init()
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import resource
 import statistics
 import subprocess
@@ -188,6 +190,10 @@ def run(args: argparse.Namespace) -> dict:
         step()
         for other in others.values():
             other()
+    if args.profile:  # where the time of this code's steps goes, on stderr
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [step() for _ in range(args.steps)])
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
     rounds: dict[str, list[float]] = {"ours": [], **{k: [] for k in others}}
     for _ in range(args.rounds if others else 1):  # interleaved: each round times all of them
         rounds["ours"].append(median_step(step, args.steps))
@@ -257,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", choices=("torch",),
                     help="also time the PyTorch references (pip install -e \".[compare]\")")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --compare")
+    ap.add_argument("--profile", action="store_true",
+                    help="first profile --steps steps (cProfile, on stderr), then time as usual")
     args = ap.parse_args(argv)
     if args.compare == "torch":
         try:
