@@ -2,7 +2,12 @@
 
 import sys
 
+from minirnnsearch import blas
+
+blas.init()  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
+
 from minirnnsearch.translation import main
 
 if __name__ == "__main__":
+    print(blas.describe(), file=sys.stderr)
     sys.exit(main())

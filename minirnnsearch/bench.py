@@ -2,22 +2,38 @@
 
     python -m minirnnsearch.bench --preset small        # B 64, S 20, T 20, E 128, H 256, V 8000
     python -m minirnnsearch.bench --preset paper        # B 80, S 30, T 30, E 620, H 1000, V 30000
-
+    python -m minirnnsearch.bench --compare torch       # and PyTorch on the same shapes
     python -m minirnnsearch.bench --variant rnnsearch cursors   # both, steps interleaved
 
 Prints one JSON line per variant: target tokens/s and ms per training step (forward, backward,
 clipping, Adam; the median of the timed steps after a warm-up), beam-decoding sentences/s (T
 output tokens each: </s> is switched off so every run does the same work), the peak resident
 memory of the process, the model's FLOPs per step from the analytic count in ``train_flops``, the
-achieved GFLOP/s, and the machine's own float32 matmul GFLOP/s measured in the same run with
-their ratio.
+achieved GFLOP/s, and the machine's own float32 matmul (sgemm) GFLOP/s measured in the same run:
+with the BLAS kernel in use and, where that is not the best kernel the CPU supports
+(``blas.best_kernel``), with the best one in a child process; the ratio is achieved / best.
+It also prints the machine's 1-minute load average at the start and the end of the run: on a
+shared machine, numbers are comparable only within one run.
+
+``--compare torch`` also times the two PyTorch references of ``reference_torch`` (what a
+PyTorch user writes, and the paper's GRU from torch ops) on the same batch, with Adam and
+clipping as here: ``--rounds`` rounds (3), each timing ``--steps`` steps of this code and then
+of each reference, and reports the medians over rounds and this code's speed-up over each
+(the peak memory is then the process's, PyTorch's included).
 """
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
+    from minirnnsearch import blas as _blas
+
+    _blas.init()
+
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import resource
 import statistics
 import subprocess
@@ -29,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from . import decode, distributed, model
-from .backend import Backend, get_backend, to_host
+from . import blas, decode, distributed, model
+from .backend import Array, Backend, get_backend, to_host
 from .cli import beam_size, non_negative_int, positive_int, vocab_size
-from .data.batching import make_batch
+from .data.batching import Batch, make_batch
 from .data.vocab import EOS_ID
 from .optim import Optimizer, clip_grad_norm, make_optimizer
 
@@ -97,6 +113,64 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def best_kernel_gflops(kernel: str) -> float | None:
+    """``matmul_gflops`` on NumPy in a child process with ``OPENBLAS_CORETYPE=kernel`` (the
+    kernel is chosen when NumPy loads, so it cannot change in this process); None if it fails."""
+    code = ("from minirnnsearch.backend import get_backend; from minirnnsearch.bench import "
+            "matmul_gflops; print(matmul_gflops(get_backend('cpu')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, blas.VARIABLE: kernel})
+    return float(out.stdout) if out.returncode == 0 else None
+
+
+def peak(backend: Backend) -> dict:
+    """sgemm GFLOP/s with the BLAS kernel in use and with the best one this CPU supports."""
+    mm = matmul_gflops(backend)
+    if backend.name != "numpy":
+        return dict(blas_kernel=None, matmul_gflops=round(mm, 1), best_kernel=None,
+                    best_matmul_gflops=round(mm, 1))
+    in_use = blas.loaded()["kernel"]
+    best = blas.best_kernel(blas.cpu_flags())
+    best_mm: float | None = mm
+    if best is not None and str(in_use).lower() != best.lower():
+        best_mm = best_kernel_gflops(best)
+    else:
+        best = in_use
+    return dict(blas_kernel=in_use, matmul_gflops=round(mm, 1), best_kernel=best,
+                best_matmul_gflops=None if best_mm is None else round(best_mm, 1))
+
+
+def torch_steps(cfg: model.Config, host: Batch, params: dict[str, Array],
+                lr: float) -> dict[str, Callable[[], None]]:
+    """Training steps (forward, backward, clipping to norm 1, Adam at ``lr``) of the two
+    PyTorch references on the same batch, in float32: ``user`` (nn.GRU, nn.GRUCell) and
+    ``paper_gru`` (the paper's GRU from torch ops, starting from ``params``)."""
+    import torch
+
+    from . import reference_torch
+
+    user = reference_torch.UserRNNsearch(cfg)
+    src, tgt = torch.as_tensor(host.src), torch.as_tensor(host.tgt)
+    src_mask, tgt_mask = torch.as_tensor(host.src_mask), torch.as_tensor(host.tgt_mask)
+    paper = {k: torch.tensor(to_host(v), requires_grad=True) for k, v in params.items()}
+    steps = {}
+    for name, weights, loss_fn in (
+        ("user", list(user.parameters()), lambda: user(src, src_mask, tgt, tgt_mask)),
+        ("paper_gru", list(paper.values()),
+         lambda: reference_torch.paper_loss(paper, cfg, host)),
+    ):
+        opt = torch.optim.Adam(weights, lr=lr)
+
+        def step(opt=opt, weights=weights, loss_fn=loss_fn) -> None:
+            opt.zero_grad()
+            loss_fn().backward()
+            torch.nn.utils.clip_grad_norm_(weights, 1.0)
+            opt.step()
+
+        steps[name] = step
+    return steps
+
+
 def _setup(args: argparse.Namespace, backend: Backend, variant: str
            ) -> tuple[model.Config, list[tuple[list[int], list[int]]], dict, Optimizer]:
     """The model, B random sentence pairs of S-1 and T-1 words (S and T with </s>; the same for
@@ -132,11 +206,14 @@ def _median_time(f: Callable[[], Any], warmup: int, repeats: int) -> float:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    """One result dict per variant of ``args.variant``, their training steps interleaved."""
+    """One result dict per variant of ``args.variant``, their training steps interleaved (and
+    with ``--compare torch``, the PyTorch references' steps too, in ``--rounds`` rounds)."""
+    load_start = os.getloadavg()[0]  # the machine may be shared: its 1-minute load, start and end
     backend = get_backend(args.device)
     setups = [_setup(args, backend, v) for v in args.variant]
     pairs = setups[0][1]
-    batch = make_batch([s for s, _ in pairs], [t for _, t in pairs]).to(backend)
+    host = make_batch([s for s, _ in pairs], [t for _, t in pairs])
+    batch = host.to(backend)
 
     def stepper(cfg: model.Config, params: dict, opt: Optimizer) -> Callable[[], None]:
         def step() -> None:
@@ -146,15 +223,41 @@ def run(args: argparse.Namespace) -> list[dict]:
             to_host(loss)  # wait for the device
         return step
 
-    step_s = _median_times([stepper(cfg, p, opt) for cfg, _, p, opt in setups],
-                           args.warmup, args.steps)
-    mm = matmul_gflops(backend)
-    return [_result(args, backend, cfg, params, batch, t, mm)
-            for (cfg, _, params, _), t in zip(setups, step_s, strict=True)]
+    steps = [stepper(cfg, p, opt) for cfg, _, p, opt in setups]
+    cfg0, _, params0, opt0 = setups[0]
+    others = torch_steps(cfg0, host, params0, opt0.lr) if args.compare == "torch" else {}
+    if args.profile:  # where the time of the first variant's steps goes, on stderr
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [steps[0]() for _ in range(args.warmup + args.steps)])
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+    rounds = [_median_times([*steps, *others.values()], args.warmup if r == 0 else 0, args.steps)
+              for r in range(args.rounds if others else 1)]   # each round times all of them
+    step_s = [statistics.median(r[k] for r in rounds) for k in range(len(rounds[0]))]
+    sgemm = peak(backend)
+    results = [_result(args, backend, cfg, params, batch, t, sgemm)
+               for (cfg, _, params, _), t in zip(setups, step_s[: len(steps)], strict=True)]
+    for r in results:
+        r["load_avg"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
+    if others:
+        import torch
+
+        B, T = args.batch, args.tgt_len
+        ours = step_s[0]
+        results[0].update(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+                          rounds=args.rounds,
+                          ours_ms_per_round=[round(1000 * r[0], 1) for r in rounds])
+        for k, name in enumerate(others, start=len(steps)):
+            other_s = step_s[k]
+            results[0].update({
+                f"torch_{name}_ms_per_round": [round(1000 * r[k], 1) for r in rounds],
+                f"torch_{name}_ms_per_step": round(1000 * other_s, 1),
+                f"torch_{name}_target_tokens_per_s": round(B * T / other_s, 1),
+                f"speedup_vs_torch_{name}": round(other_s / ours, 2)})
+    return results
 
 
 def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, params: dict,
-            batch: Any, step_s: float, mm: float) -> dict:
+            batch: Any, step_s: float, sgemm: dict) -> dict:
     """Beam-decoding speed of one trained variant and its line of numbers."""
     B, S, T = args.batch, args.src_len, args.tgt_len
     # Decoding: </s> made impossible so that every sentence takes exactly T steps of beam search.
@@ -175,6 +278,7 @@ def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, param
 
     flops = train_flops(cfg, B, S, T)
     achieved = flops / step_s / 1e9
+    best = sgemm["best_matmul_gflops"]
     return dict(
         device=backend.name, variant=cfg.variant, band=cfg.band, batch=B, src_len=S, tgt_len=T,
         emb=cfg.emb, hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout, vocab=args.vocab,
@@ -182,8 +286,8 @@ def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, param
         target_tokens_per_s=round(B * T / step_s, 1),
         decode_sentences_per_s=round(n_dec / decode_s, 2), beam=args.beam,
         peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-        gflop_per_step=round(flops / 1e9, 2), achieved_gflops=round(achieved, 1),
-        matmul_gflops=round(mm, 1), ratio=round(achieved / mm, 3))
+        gflop_per_step=round(flops / 1e9, 2), achieved_gflops=round(achieved, 1), **sgemm,
+        ratio=None if best is None else round(achieved / best, 3))
 
 
 def run_ranks(args: argparse.Namespace) -> dict | None:
@@ -255,14 +359,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-sentences", type=positive_int, default=32,
                     help="sentences decoded together (at most the batch)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    ap.add_argument("--ranks", type=int,
+    ap.add_argument("--ranks", type=positive_int,
                     help="time data-parallel training steps on this many MPI ranks (the global "
                          "batch shared among them); tokens/s in total and per rank")
-    ap.add_argument("--threads", type=int,
+    ap.add_argument("--threads", type=positive_int,
                     help="with --ranks: BLAS/OpenMP threads per rank (sets " +
                          ", ".join(THREAD_VARIABLES) + ")")
+    ap.add_argument("--compare", choices=("torch",),
+                    help="also time the PyTorch references (pip install -e \".[compare]\")")
+    ap.add_argument("--rounds", type=positive_int, default=3,
+                    help="interleaved rounds with --compare")
+    ap.add_argument("--profile", action="store_true",
+                    help="first profile the steps of the first variant (cProfile, on stderr), "
+                         "then time as usual")
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    if args.compare == "torch":
+        if len(args.variant) > 1 or args.ranks is not None:
+            ap.error("--compare torch times one --variant in one process")
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("error: --compare torch needs PyTorch: pip install -e \".[compare]\"",
+                  file=sys.stderr)
+            return 2
+    print(blas.describe(), file=sys.stderr)
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)

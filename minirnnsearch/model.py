@@ -461,7 +461,7 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
             ds_prev, dq_all[i, ...], dkeys_i = ctx.step_backward(
                 dc, f.ctx_caches[i], packed, f.enc, grads)
             ds = ds + ds_prev                                             # c_i read s_{i-1}
-            dkeys = dkeys + dkeys_i
+            dkeys += dkeys_i                          # a new array once, then in place
 
     decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads, m.tgt_emb)
     dxp2 = xp.reshape(dxproj, (N, 3 * H))                                 # (N,3H)
