@@ -154,6 +154,9 @@ def dropout_masks(cfg: Config, batch_size: int, p: float, rng: np.random.Generat
     return Masks(*(dropout_mask(backend, (batch_size, d), p, rng, dtype) for d in sizes))
 
 
+NO_MASKS = Masks(None, None, None, None, None)  # dropout off: _drop leaves every input as it is
+
+
 def _no_dropout(cfg: Config, masks: Masks | None) -> None:
     if masks is not None:
         raise ValueError(f"dropout is not implemented for the {cfg.variant} variant")
@@ -356,7 +359,7 @@ class _Decoded(NamedTuple):
     ctx_caches: list       # T context step caches (state-dependent contexts)
     out_cache: tuple
     dt: Array | None       # (N,L) the softmax layer's gradient (when grads were asked for)
-    masks: Masks | None    # dropout masks (training), else None
+    masks: Masks           # dropout masks (training), else NO_MASKS
 
 
 def _forward(
@@ -369,7 +372,7 @@ def _forward(
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     ctx = CONTEXTS[cfg.variant]
-    m = masks if masks is not None else Masks(None, None, None, None, None)
+    m = masks if masks is not None else NO_MASKS
     enc, s0, enc_cache = encode(packed, cfg, batch.src, batch.src_mask, m.src_emb)
     B, T = batch.tgt.shape
     H, E = cfg.hidden, cfg.emb
@@ -406,7 +409,7 @@ def _forward(
     weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
     loss_value, dt = _softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
     return loss_value, _Decoded(enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all,
-                                gru_caches, ctx_caches, out_cache, dt, masks)
+                                gru_caches, ctx_caches, out_cache, dt, m)
 
 
 def decoder_inputs_backward(
@@ -441,7 +444,7 @@ def _backward(packed: dict[str, Array], cfg: Config, f: _Decoded,
     N = T * B
     C_x, U_zr, U = packed["dec.C_x"], packed["dec.U_zr"], packed["dec.U"]
 
-    m = f.masks if f.masks is not None else Masks(None, None, None, None, None)
+    m = f.masks
     L = f.dt.shape[1]
     dt = xp.reshape(_drop(xp.reshape(f.dt, (T, B, L)), m.maxout), (N, L))  # forward: t m_t
     ds_out, dey, dc_out = _deep_output_backward(dt, f.out_cache, packed, grads)
