@@ -135,6 +135,22 @@ def test_two_ranks_train_as_one_process(corpus, one_rank, tmp_path):
 
 
 @needs_mpi
+def test_two_ranks_share_out_the_dropout_masks_with_the_pairs(corpus, tmp_path):
+    """With dropout, each rank takes its own rows of the global batch's masks: 2 ranks train
+    as one process does, and not as one process without dropout."""
+    drop = ("--max-steps", "4", "--dropout", "0.3", "--valid-every", "100")
+    assert training.main(args(corpus, tmp_path / "one", *drop)) == 0
+    code, err = mpirun("train", "--", *args(corpus, tmp_path / "two", *drop))
+    assert code == 0, err
+    one = checkpoint.load_checkpoint(tmp_path / "one", "last")[0]
+    assert_same_run(one, checkpoint.load_checkpoint(tmp_path / "two", "last")[0])
+    assert training.main(args(corpus, tmp_path / "plain", "--max-steps", "4",
+                              "--valid-every", "100")) == 0
+    plain = checkpoint.load_checkpoint(tmp_path / "plain", "last")[0]
+    assert not np.allclose(one["W_o"], plain["W_o"], rtol=0, atol=1e-5)
+
+
+@needs_mpi
 def test_resume_across_rank_counts(corpus, one_rank, tmp_path):
     # one process for 3 updates, then two ranks to 6
     assert training.main(args(corpus, tmp_path, "--max-steps", "3")) == 0
