@@ -11,9 +11,11 @@ arguments (``namespace(x)``), so the same lines run on
 
 What the standard lacks lives here, one function each with one branch per backend:
 ``scatter_add`` (embedding gradients), ``add_at_columns`` (the softmax gradient's -1 at each
-target), ``topk`` (beam search), ``to_device`` / ``to_host`` (moving arrays), and random
-numbers made on the host with NumPy and moved once: initialisation (``Backend.asarray``) and
-dropout masks (``dropout_mask``), so every backend sees the same numbers for the same seed.
+target), ``topk`` (beam search), ``apply_inplace`` (an elementwise function written into its
+argument, where the standard has no ``out=``), ``to_device`` / ``to_host`` (moving arrays),
+and random numbers made on the host with NumPy and moved once: initialisation
+(``Backend.asarray``) and dropout masks (``dropout_mask``), so every backend sees the same
+numbers for the same seed.
 """
 
 from __future__ import annotations
@@ -177,6 +179,16 @@ def add_at_columns(a: Array, cols: Array, v: Array) -> Array:
         return a
     onehot = cols[:, None] == xp.arange(a.shape[1], dtype=cols.dtype, device=a.device)[None, :]
     return a + xp.where(onehot, v[:, None], xp.zeros_like(a))
+
+
+def apply_inplace(f: Any, x: Array) -> Array:
+    """``f(x)`` for an elementwise function of the namespace (``xp.exp``, ``xp.tanh``), written
+    into ``x`` itself on NumPy (``f(x, out=x)``: no fresh (N,V) array to allocate and fault
+    in); the reference, a fresh ``f(x)``, everywhere else (the standard has no ``out=``).
+    Returns the result: callers use it and treat ``x`` as consumed."""
+    if _kind(namespace(x)) == "numpy":
+        return f(x, out=x)
+    return f(x)
 
 
 def backend_of(x: Array) -> Backend:

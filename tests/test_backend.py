@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minirnnsearch import backend
-from minirnnsearch.backend import DeviceError, get_backend, scatter_add, to_host
+from minirnnsearch.backend import DeviceError, apply_inplace, get_backend, scatter_add, to_host
 
 
 def test_auto_falls_back_to_numpy_with_one_line(capsys, monkeypatch):
@@ -37,6 +37,19 @@ def test_scatter_add_sums_repeated_indices(device):
     np.add.at(expected, [1, 3, 1, 1], np.arange(8).reshape(4, 2))
     np.testing.assert_array_equal(out, expected)
     assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("fname", ["exp", "tanh"])
+def test_apply_inplace_fast_path_equals_the_reference(fname):
+    """NumPy's f(x, out=x) against the plain f(x) that array_api_strict (and CuPy) run."""
+    host = np.random.default_rng(0).standard_normal((7, 9)).astype(np.float32) * 3
+    fast_in = host.copy()
+    fast = apply_inplace(getattr(np, fname), fast_in)
+    assert fast is fast_in                                       # written into its argument
+    b = get_backend("strict")
+    ref = to_host(apply_inplace(getattr(b.xp, fname), b.asarray(host)))
+    np.testing.assert_array_equal(fast, ref)
+    np.testing.assert_array_equal(ref, getattr(np, fname)(host))
 
 
 def test_strict_backend_round_trip_and_refuses_host_mixing():

@@ -9,7 +9,7 @@ The linear parts are plain products in ``model.py``; this module holds the maxou
 
 from __future__ import annotations
 
-from ..backend import Array, add_at_columns, namespace
+from ..backend import Array, add_at_columns, apply_inplace, namespace
 
 
 def maxout_forward(t_tilde: Array) -> tuple[Array, Array]:
@@ -17,17 +17,16 @@ def maxout_forward(t_tilde: Array) -> tuple[Array, Array]:
     xp = namespace(t_tilde)
     N, L2 = t_tilde.shape
     pairs = xp.reshape(t_tilde, (N, L2 // 2, 2))          # (N,L,2)
-    first = pairs[:, :, 0] >= pairs[:, :, 1]              # (N,L) bool: the first of the pair won
-    return xp.where(first, pairs[:, :, 0], pairs[:, :, 1]), first
+    a, b = pairs[:, :, 0], pairs[:, :, 1]                 # (N,L) each, strided views
+    return xp.maximum(a, b), a >= b                       # (N,L) t; (N,L) bool: the first won
 
 
 def maxout_backward(dt: Array, first: Array) -> Array:
     """dt (N,L) -> dt~ (N,2L): the gradient goes to the winner of each pair."""
     xp = namespace(dt)
     N, L = dt.shape
-    zero = xp.zeros_like(dt)
-    return xp.reshape(xp.stack([xp.where(first, dt, zero), xp.where(first, zero, dt)], axis=2),
-                      (N, 2 * L))                         # (N,2L)
+    won = xp.astype(xp.stack([first, ~first], axis=2), dt.dtype)  # (N,L,2) one-hot winner
+    return xp.reshape(dt[:, :, None] * won, (N, 2 * L))  # (N,2L)
 
 
 def log_softmax(logits: Array) -> Array:
@@ -40,20 +39,22 @@ def log_softmax(logits: Array) -> Array:
 def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple[Array, tuple]:
     """loss = -sum_n weights_n log p(targets_n); logits (N,V), targets (N,) int, weights (N,)
     (the target mask divided by the number of real tokens gives the mean per real token).
-    Returns the 0-d loss and the cache (the exponentials, kept so backward needs no exp)."""
+    Returns the 0-d loss and the cache (the exponentials, kept so backward needs no exp).
+    One fresh (N,V) array: the shifted logits, turned into their exponentials in place."""
     xp = namespace(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)                # (N,V) stable
-    ex = xp.exp(shifted)                                                    # (N,V)
+    logp_y = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]    # (N,) before exp
+    ex = apply_inplace(xp.exp, shifted)                                     # (N,V) exp, in place
     sum_ex = xp.sum(ex, axis=1)                                             # (N,)
-    logp_y = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0] - xp.log(sum_ex)  # (N,)
-    return -xp.sum(weights * logp_y), (ex, sum_ex, targets, weights)
+    return -xp.sum(weights * (logp_y - xp.log(sum_ex))), (ex, sum_ex, targets, weights)
 
 
 def softmax_xent_backward(cache: tuple) -> Array:
-    """dlogits (N,V) = weights_n * (softmax(logits_n) - onehot(targets_n))."""
+    """dlogits (N,V) = weights_n * (softmax(logits_n) - onehot(targets_n)). Written into the
+    cache's exponentials (no fresh (N,V) array): call it once per forward."""
     ex, sum_ex, targets, weights = cache
-    dlogits = ex * (weights / sum_ex)[:, None]                              # (N,V) w * p
-    return add_at_columns(dlogits, targets, -weights)                       # - w at y_n
+    ex *= (weights / sum_ex)[:, None]                                       # (N,V) w * p
+    return add_at_columns(ex, targets, -weights)                            # - w at y_n
 
 
 def target_log_softmax(logits: Array, targets: Array) -> tuple[Array, Array]:
@@ -61,12 +62,14 @@ def target_log_softmax(logits: Array, targets: Array) -> tuple[Array, Array]:
     log p (N,) and the log-partition lse (N,) (kept so the backward needs no max)."""
     xp = namespace(logits)
     m = xp.max(logits, axis=1)                                              # (N,) stable
-    lse = m + xp.log(xp.sum(xp.exp(logits - m[:, None]), axis=1))           # (N,)
+    ex = apply_inplace(xp.exp, logits - m[:, None])                         # (N,V) one array
+    lse = m + xp.log(xp.sum(ex, axis=1))                                    # (N,)
     return xp.take_along_axis(logits, targets[:, None], axis=1)[:, 0] - lse, lse
 
 
 def target_log_softmax_backward(dlogp: Array, logits: Array, lse: Array, targets: Array) -> Array:
     """dlogits (N,V) = dlogp_n * (onehot(y_n) - softmax(logits_n)), from dlogp (N,)."""
     xp = namespace(logits)
-    dlogits = xp.exp(logits - lse[:, None]) * (-dlogp)[:, None]             # (N,V) -dlogp * p
-    return add_at_columns(dlogits, targets, dlogp)                          # + dlogp at y_n
+    p = apply_inplace(xp.exp, logits - lse[:, None])                        # (N,V) softmax
+    p *= (-dlogp)[:, None]                                                  # (N,V) -dlogp * p
+    return add_at_columns(p, targets, dlogp)                                # + dlogp at y_n
