@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..backend import Array, namespace
+from ..backend import Array, apply_inplace, namespace
 
 
 def masked_softmax(e: Array, mask: Array) -> Array:
@@ -71,7 +71,7 @@ def attention_step_forward(
     q (B,A) = W_a s_{i-1}; keys (B,S,A) = U_a h_j; annotations (B,S,2H); mask (B,S); v_a (A,).
     Returns c_i (B,2H), alpha_i (B,S) and the cache."""
     xp = namespace(q)
-    act = xp.tanh(keys + q[:, None, :])                   # (B,S,A)  tanh(W_a s_{i-1} + U_a h_j)
+    act = apply_inplace(xp.tanh, keys + q[:, None, :])    # (B,S,A)  tanh(W_a s_{i-1} + U_a h_j)
     e = act @ v_a                                         # (B,S)    eq. 6: e_ij = v_a^T tanh(..)
     alpha = masked_softmax(e, mask)                       # (B,S)    alpha_ij, real words only
     c = context_forward(alpha, annotations)               # (B,2H)   eq. 5: c_i = sum_j alpha_ij h_j
