@@ -72,7 +72,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..backend import Array, namespace
+from ..backend import Array, apply_inplace, namespace
 from .gru import sigmoid
 
 
@@ -105,7 +105,7 @@ def stop_logits_forward(
     q (B,T,A) = W s_i, keys (B,S,A) = U h_j (both computed by the caller in one product each),
     v (A,), b (1,). Returns u (B,T,S) and the cache."""
     xp = namespace(q)
-    act = xp.tanh(q[:, :, None, :] + keys[:, None, :, :])   # (B,T,S,A)
+    act = apply_inplace(xp.tanh, q[:, :, None, :] + keys[:, None, :, :])  # (B,T,S,A)
     return act @ v + b, StopCache(act)                        # (B,T,S)
 
 
@@ -117,27 +117,33 @@ def stop_logits_backward(
     act = cache.act
     B, T, S, A = act.shape
     dv = xp.reshape(du, (1, B * T * S)) @ xp.reshape(act, (B * T * S, A))  # (1,A) u = act @ v
-    dpre = du[..., None] * v * (1.0 - act * act)              # (B,T,S,A) backprop through tanh
-    return (xp.sum(dpre, axis=2), xp.sum(dpre, axis=1), dv[0, :],
+    # dpre = du v (1 - act^2), backprop through tanh; v (A,) factors out of both sums, so it is
+    # applied after them, and w = du (1 - act^2) is built in place: one (B,T,S,A) array.
+    w = act * act                                             # (B,T,S,A) act^2
+    w -= 1.0                                                  #           act^2 - 1
+    w *= -du[..., None]                                       #           du (1 - act^2)
+    return (xp.sum(w, axis=2) * v, xp.sum(w, axis=1) * v, dv[0, :],
             xp.reshape(xp.sum(du), (1,)))                     # (B,T,A), (B,S,A), (A,), (1,)
 
 
-def log_transition(u_i: Array, lengths: Array) -> Array:
-    """lt_i(k,j) = log p(a_i=j | a_{i-1}=k) of one step, (B,S,S), from the stop logits u_i (B,S)
-    and the real source lengths (B,): log p_stop(j) + sum_{m=k}^{j-1} log(1 - p_stop(m)) for
-    k <= j < S_b, -inf elsewhere; p_stop forced to 1 at j = S_b-1."""
-    xp = namespace(u_i)
-    B, S = u_i.shape
-    j = xp.arange(S, dtype=lengths.dtype, device=u_i.device)      # (S,)
-    last = lengths[:, None] - 1                                   # (B,1) S_b-1
-    zero = xp.zeros_like(u_i)
-    lp = xp.where(j == last, zero, log_sigmoid(u_i))              # (B,S) log p_stop, 1 at the end
-    lq = xp.where(j < last, log_sigmoid(-u_i), zero)              # (B,S) log(1-p_stop), 0 after
+def log_transition(u: Array, lengths: Array) -> Array:
+    """lt_i(k,j) = log p(a_i=j | a_{i-1}=k) from the stop logits u_i and the real source lengths
+    (B,): log p_stop(j) + sum_{m=k}^{j-1} log(1 - p_stop(m)) for k <= j < S_b, -inf elsewhere;
+    p_stop forced to 1 at j = S_b-1. u (B,S) one step -> (B,S,S), or u (B,T,S) every step at
+    once -> (B,T,S,S) (it does not depend on alpha, so the forward algorithm builds all steps
+    before its loop)."""
+    xp = namespace(u)
+    S = u.shape[-1]
+    j = xp.arange(S, dtype=lengths.dtype, device=u.device)        # (S,)
+    last = xp.reshape(lengths, (-1,) + (1,) * (u.ndim - 1)) - 1   # (B,1) or (B,1,1) S_b-1
+    zero = xp.zeros_like(u)
+    lp = xp.where(j == last, zero, log_sigmoid(u))                # (B,[T,]S) log p_stop, 1 at end
+    lq = xp.where(j < last, log_sigmoid(-u), zero)                # (B,[T,]S) log(1-p_stop), 0 after
     k_le_m = j[:, None] <= j[None, :]                             # (S,S) [k <= m]
-    runs = xp.where(k_le_m, lq[:, None, :], zero[:, None, :])     # (B,S,S) lq_m for m >= k
-    inc = xp.cumulative_sum(runs, axis=2, include_initial=True)   # (B,S,S+1) sum_{k<=m<j}
-    valid = k_le_m & (j < lengths[:, None, None])                 # (B,S,S) k <= j < S_b
-    return xp.where(valid, lp[:, None, :] + inc[:, :, :S], xp.full_like(runs, -xp.inf))
+    runs = xp.where(k_le_m, lq[..., None, :], zero[..., None, :])  # (B,[T,]S,S) lq_m for m >= k
+    inc = xp.cumulative_sum(runs, axis=-1, include_initial=True)  # (B,[T,]S,S+1) sum_{k<=m<j}
+    valid = k_le_m & (j <= last[..., None])                       # (B,[1,]S,S) k <= j < S_b
+    return xp.where(valid, lp[..., None, :] + inc[..., :S], xp.full_like(runs, -xp.inf))
 
 
 class CursorCache(NamedTuple):
@@ -163,13 +169,11 @@ def cursors_forward(
     ninf = xp.full((B, S), -xp.inf, dtype=le.dtype, device=le.device)
     alpha = xp.where(j == 0, xp.zeros_like(ninf), ninf)          # (B,S) a_{-1} = 0
     alphas = xp.empty((B, T, S), dtype=le.dtype, device=le.device)
-    lts = xp.empty((B, T, S, S), dtype=le.dtype, device=le.device)
+    lts = log_transition(u, lengths)                             # (B,T,S,S) every step at once
     for i in range(T):
-        lt = log_transition(u[:, i, :], lengths)                 # (B,S,S)
-        new = le[:, i, :] + logsumexp(alpha[:, :, None] + lt, axis=1)  # (B,S) alpha_i(j)
+        new = le[:, i, :] + logsumexp(alpha[:, :, None] + lts[:, i, ...], axis=1)  # alpha_i(j)
         alpha = xp.where(tgt_mask[:, i, None] > 0, new, alpha)   # (B,S) padded steps: unchanged
         alphas[:, i, :] = alpha
-        lts[:, i, ...] = lt
     end = xp.astype(j == lengths[:, None] - 1, le.dtype)         # (B,S) one-hot at S_b-1
     logz = xp.sum(xp.where(end > 0, alpha, xp.zeros_like(alpha)), axis=1)  # (B,) alpha_T(S_b-1)
     return logz, CursorCache(alphas, lts, le, sigmoid(u), lengths, tgt_mask, logz)
@@ -183,14 +187,13 @@ def cursors_posterior(cache: CursorCache) -> Array:
     j = xp.arange(S, dtype=lengths.dtype, device=le.device)
     beta = xp.where(j == lengths[:, None] - 1, xp.zeros((B, S), dtype=le.dtype, device=le.device),
                     xp.full((B, S), -xp.inf, dtype=le.dtype, device=le.device))  # (B,S) end
-    gamma = xp.zeros((B, T, S), dtype=le.dtype, device=le.device)
+    betas = xp.empty((B, T, S), dtype=le.dtype, device=le.device)
     for i in range(T - 1, -1, -1):
-        real = tmask[:, i, None] > 0                             # (B,1)
-        post = xp.exp(alphas[:, i, :] + beta - logz[:, None])    # (B,S) gamma_i(j)
-        gamma[:, i, :] = xp.where(real, post, xp.zeros_like(post))
+        betas[:, i, :] = beta                                    # (B,S) beta_i(j)
         prev = logsumexp(lts[:, i, ...] + (le[:, i, :] + beta)[:, None, :], axis=2)  # (B,S)
-        beta = xp.where(real, prev, beta)                        # (B,S) beta_{i-1}(k)
-    return gamma
+        beta = xp.where(tmask[:, i, None] > 0, prev, beta)       # (B,S) beta_{i-1}(k)
+    post = xp.exp(alphas + betas - logz[:, None, None])          # (B,T,S) gamma_i(j), all steps
+    return xp.where(tmask[:, :, None] > 0, post, xp.zeros_like(post))
 
 
 def cursors_backward(dlogz: Array, cache: CursorCache) -> tuple[Array, Array]:
