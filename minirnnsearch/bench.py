@@ -341,7 +341,7 @@ def launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
                            "minirnnsearch.bench", *argv], env=env).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small")
@@ -372,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="first profile the steps of the first variant (cProfile, on stderr), "
                          "then time as usual")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     if args.compare == "torch":

@@ -94,7 +94,7 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.story", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pair", default="en-fr", choices=(*PAIRS, "both"),
@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-size", type=positive_int,
                     help="translate only the first N test sentences")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    args, train_args = ap.parse_known_args(argv)  # the rest goes to train.py as it is
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, train_args = build_parser().parse_known_args(argv)  # the rest goes to train.py as it is
     Path(args.figures).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for pair in PAIRS if args.pair == "both" else (args.pair,):
