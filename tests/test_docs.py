@@ -1,13 +1,14 @@
-"""README.md and docs/*.md stay true: every command they show still parses, every relative link
-and every named source file exists.
+"""README.md and docs/*.md stay true: every command they show still parses; every relative
+link, heading anchor and named source file exists; every docs page is linked from the README.
 
-A command is a line of a fenced block that runs the project: ``python train.py ...``,
-``python translate.py ...``, ``python -m minirnnsearch.X ...``, also behind ``VAR=value``,
+A command is a line that runs the project, ``python train.py ...``, ``python translate.py ...``
+or ``python -m minirnnsearch.X ...``: in a fenced block (also behind ``VAR=value``,
 ``mpiexec -n K`` or a ``$`` prompt, after a pipe, with ``\\`` continuations, shell variables set
-earlier in the block and ``{a,b}`` braces expanded as bash would. Each is parsed by that
-program's own argparse parser (``build_parser()`` of its module; ``story`` passes the options it
-does not know to train.py's), without running it: an unknown option, a bad value or a module that
-does not exist fails, naming the file and line. Each program is also run once with ``--help``.
+earlier in the block and ``{a,b}`` braces expanded as bash would) or in inline code. Each is
+parsed by its program's own argparse parser (``build_parser()`` of its module; ``story`` passes
+the options it does not know to train.py's), without running it: an unknown option, a bad value,
+a missing required argument or a module that does not exist fails, naming the file and line.
+Each program is also run once with ``--help``.
 """
 
 from __future__ import annotations
@@ -131,16 +132,31 @@ def project_command(words: list[str], variables: dict[str, str]) -> tuple[str, l
     return None
 
 
+def prose(page: Path) -> str:
+    """The page with its fenced blocks blanked (lines keep their numbers)."""
+    return re.sub(r"^```.*?^```", lambda m: "\n" * m.group().count("\n"),
+                  page.read_text(encoding="utf-8"), flags=re.S | re.M)
+
+
+def runs(where: str, line: str, variables: dict[str, str]) -> list[Command]:
+    """The commands of a shell line that run the project."""
+    return [Command(where, line, *cmd) for words in split_shell(line, variables)
+            if (cmd := project_command(words, variables))]
+
+
 def commands() -> list[Command]:
     found = []
     for page in PAGES:
+        name = page.relative_to(ROOT)
         for lang, block in fenced_blocks(page.read_text(encoding="utf-8")):
-            variables: dict[str, str] = {}
+            variables: dict[str, str] = {}  # set by one line, used by the next
             for n, line in shell_lines(lang, block):
-                for words in split_shell(line, variables):
-                    cmd = project_command(words, variables)
-                    if cmd:
-                        found.append(Command(f"{page.relative_to(ROOT)}:{n}", line, *cmd))
+                found += runs(f"{name}:{n}", line, variables)
+        text = prose(page)
+        for span in re.finditer(r"`([^`]+)`", text):  # inline: `python train.py --band 2`
+            line = " ".join(span.group(1).split())
+            if RUNS_PYTHON.match(line + " "):
+                found += runs(f"{name}:{text.count(chr(10), 0, span.start()) + 1}", line, {})
     return found
 
 
@@ -236,17 +252,31 @@ def test_shell_lines_are_read_as_bash_would():
                                    "--out", "runs/dp"])]
 
 
+
+
 def links(page: Path) -> list[str]:
-    """The targets of the page's markdown links and images, outside fenced blocks."""
-    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
-    return re.findall(r"\]\(([^)\s]+)\)", text)
+    """The targets of the page's markdown links and images."""
+    return re.findall(r"\]\(([^)\s]+)\)", prose(page))
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the page's headings: lower case, punctuation dropped, spaces
+    to hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", prose(page), flags=re.M)}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_relative_links_resolve(page):
-    targets = [t.split("#")[0] for t in links(page) if not re.match(r"[a-z]+:|#", t)]
-    missing = [t for t in targets if not (page.parent / t).exists()]
-    assert not missing, f"{page.relative_to(ROOT)} links to missing files: {missing}"
+    for target in links(page):
+        if re.match(r"[a-z]+:", target):
+            continue  # https:, mailto:
+        path, _, anchor = target.partition("#")
+        file = page.parent / path if path else page
+        assert file.exists(), f"{page.relative_to(ROOT)} links to a missing file: {target}"
+        if anchor and file.suffix == ".md":
+            assert anchor in anchors(file), \
+                f"{page.relative_to(ROOT)} links to a missing heading: {target}"
 
 
 def test_every_docs_page_is_linked_from_the_readme():
