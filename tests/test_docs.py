@@ -288,8 +288,9 @@ def test_every_docs_page_is_linked_from_the_readme():
 def test_named_source_files_exist():
     """Every ``path.py`` a page names in backquotes is a file of the repository (a bare or
     partial name, like ``model.py`` or ``nn/gru.py``, ends the path of one)."""
-    files = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py")
-             if not any(part.startswith(".") for part in p.parts)}
+    found = [*ROOT.glob("*.py"), *(ROOT / "minirnnsearch").rglob("*.py"),
+             *(ROOT / "tests").rglob("*.py")]
+    files = {p.relative_to(ROOT).as_posix() for p in found}
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
         for name in set(re.findall(r"`([\w./-]+\.py)`", text)):
