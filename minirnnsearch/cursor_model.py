@@ -32,6 +32,27 @@ own lengths only, not on the sentences batched with it: one of at most W positio
 them, the exact loss. The loss is then -log of the sum over the in-band trajectories, an upper
 bound of the exact loss. Decoding always uses every source position (the target length is not
 known while searching), and so does ``posterior``.
+
+Lost mass (the end constraint). The model is deficient: the emission at a position j < S_b-1
+gives </s> some probability, but a </s> said there breaks the end constraint and belongs to no
+trajectory of the sum. So the next-token distribution of ``decoder_step`` sums to less than one
+(tested),
+
+    sum_v p(y_i=v | y_<i, x) = 1 - m_i,   m_i = sum_{j<S_b-1} p(a_i=j | y_<i, x) p(</s> | a_i=j),
+
+and so does sum_y p(y | x). p(y | x) is still the exact probability the model gives y:
+the loss, its gradients and the beam's summed scores are all of it. Training pushes m_i down
+(the gradient of log p(y | x) lowers p(</s> | a_i=j) wherever the posterior puts the cursor
+before the target's end) but nothing makes it zero. It is kept, not renormalised: dividing each
+step by 1 - m_i would make the loss depend on the filtering distributions p(a_i | y_<i, x)
+beside the forward algorithm's marginal, a second backward; masking </s> out of the emission
+away from the last word would split the emission into two softmaxes. For the scores it means:
+the cursors' log p(y | x), beam scores, dev loss and perplexity come from a distribution that
+sums to less than one, so they are lower than a normalised model's would be (by
+sum_i -log(1 - m_i) per sentence against the same model renormalised per step) and are not to
+be compared with the other variants' as likelihoods. Within one beam every hypothesis is scored
+by the same model, each paying its own m_i: the ranking is this model's. BLEU compares outputs,
+not scores, so it stays comparable across the variants.
 """
 
 from __future__ import annotations

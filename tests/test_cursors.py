@@ -256,3 +256,36 @@ def test_chunking_changes_no_result(monkeypatch):
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
+
+def test_the_end_constraint_loses_the_mass_of_early_ends():
+    """The docstring's claim (cursor_model.py, "Lost mass"): decoder_step's next-token
+    distributions sum to 1 - m_i < 1, with m_i = sum_{j < S_b-1} p(a_i=j | y_<i, x)
+    p(</s> | a_i=j), the mass of </s> said before the last source word. m_i is computed here
+    from the training path: the forward algorithm's alphas and transitions and the emission
+    cells' softmax at every position."""
+    from minirnnsearch import cursor_model, gradcheck, model
+    from minirnnsearch.data.vocab import BOS_ID, EOS_ID
+
+    cfg, params, batch = gradcheck.tiny_problem("cursors")
+    packed = model.pack_params(params)
+    f = cursor_model._forward(packed, cfg, batch)
+    B, T, S = f.dp_cache.le.shape
+    t = np.reshape(f.emission_cache.t, (B, T, S, -1))                     # every cell (i,j)
+    logits = t @ packed["W_o"] + packed["b_o"]                            # (B,T,S,V)
+    p_eos = np.exp(logits[..., EOS_ID] - np.log(np.exp(logits).sum(axis=-1)))  # (B,T,S)
+    lengths, T_b = batch.src_mask.sum(axis=1), batch.tgt_mask.sum(axis=1)
+    early = np.arange(S)[None, :] < lengths[:, None] - 1                  # (B,S) j < S_b-1
+    alpha = np.where(np.arange(S) == 0, 0.0, -np.inf) * np.ones((B, 1))   # (B,S) a_{-1} = 0
+    enc, state, _ = model.encode(packed, cfg, batch.src, batch.src_mask)
+    y = np.full(B, BOS_ID)
+    for i in range(T):
+        logp, state, _ = model.decoder_step(packed, cfg, enc, y, state, i)
+        joint = alpha[:, :, None] + f.dp_cache.lts[:, i]                  # (B,S,S) k -> j
+        pred = np.exp(np.logaddexp.reduce(joint, axis=1))                 # (B,S) unnormalised
+        pred /= pred.sum(axis=1, keepdims=True)                           # p(a_i=j | y_<i, x)
+        lost = (pred * p_eos[:, i] * early).sum(axis=1)                   # (B,) m_i
+        real = i < T_b
+        total = np.exp(logp).sum(axis=1)                                  # (B,)
+        np.testing.assert_allclose(total[real], 1.0 - lost[real], rtol=1e-12)
+        assert np.all(total[real] < 1.0) and np.all(lost[real] > 0.0)
+        alpha, y = f.dp_cache.alphas[:, i], batch.tgt[:, i]
