@@ -89,8 +89,10 @@ def test_reuse_without_a_record_and_retrain(small_corpus, capsys):
     assert "diagonal: reusing runs/en-fr/diagonal (no story.json" in captured.err
     label = story.LABELS["diagonal"]
     assert f"| {label} | – | – | not recorded (no story.json) |" in captured.out
-    assert story.main([*TINY, "--retrain", "--patience", "5", "--test-size", "3"]) == 0
+    assert story.main([*TINY, "--retrain", "--patience", "5", "--test-size", "3",
+                       "--minutes", "5"]) == 0
     assert "reusing" not in capsys.readouterr().err
-    assert json.loads((run / "story.json").read_text())["updates"] == 3
+    record = json.loads((run / "story.json").read_text())
+    assert record["updates"] == 3 and "--max-time 5.0" in " ".join(record["train_argv"])
     log = lines(run / "log.jsonl")                    # replaced, not appended to
     assert [(r["step"], r["patience"]) for r in log] == [(2, 5), (3, 5)]
