@@ -24,11 +24,35 @@ part C_o h_j once per sentence (B,S,2L) (``contexts.Cursors.memory``); a cell ad
 softmax runs chunk by chunk over cells (``chunk_rows``), so no (N,V) array exists; the backward
 recomputes each chunk's logits, because every posterior needs all the emissions first.
 
-Band (``cfg.band`` > 0, training only): the emissions of only the 2*band+1 cells around the
-diagonal j = (i+1) S_b // T_b - 1 (which is S_b-1 at the last step, so one trajectory always
-stays inside); the other cells count as impossible. The loss is then -log of the sum over the
-in-band trajectories, an upper bound of the exact loss. Decoding always uses every source
-position (the target length is not known while searching), and so does ``posterior``.
+Band (``cfg.band`` > 0, training only): the emissions of only W = 2*band+1 source positions
+per target step, the W nearest the diagonal j = (i+1) S_b // T_b - 1 in a window slid to stay
+inside the sentence (``cell_positions``); the other cells count as impossible. The diagonal is
+S_b-1 at the last step, so one trajectory always stays inside. A sentence's cells depend on its
+own lengths only, not on the sentences batched with it: one of at most W positions gets all of
+them, the exact loss. The loss is then -log of the sum over the in-band trajectories, an upper
+bound of the exact loss. Decoding always uses every source position (the target length is not
+known while searching), and so does ``posterior``.
+
+Lost mass (the end constraint). The model is deficient: the emission at a position j < S_b-1
+gives </s> some probability, but a </s> said there breaks the end constraint and belongs to no
+trajectory of the sum. So the next-token distribution of ``decoder_step`` sums to less than one
+(tested),
+
+    sum_v p(y_i=v | y_<i, x) = 1 - m_i,   m_i = sum_{j<S_b-1} p(a_i=j | y_<i, x) p(</s> | a_i=j),
+
+and so does sum_y p(y | x). p(y | x) is still the exact probability the model gives y:
+the loss, its gradients and the beam's summed scores are all of it. Training pushes m_i down
+(the gradient of log p(y | x) lowers p(</s> | a_i=j) wherever the posterior puts the cursor
+before the target's end) but nothing makes it zero. It is kept, not renormalised: dividing each
+step by 1 - m_i would make the loss depend on the filtering distributions p(a_i | y_<i, x)
+beside the forward algorithm's marginal, a second backward; masking </s> out of the emission
+away from the last word would split the emission into two softmaxes. For the scores it means:
+the cursors' log p(y | x), beam scores, dev loss and perplexity come from a distribution that
+sums to less than one, so they are lower than a normalised model's would be (by
+sum_i -log(1 - m_i) per sentence against the same model renormalised per step) and are not to
+be compared with the other variants' as likelihoods. Within one beam every hypothesis is scored
+by the same model, each paying its own m_i: the ranking is this model's. BLEU compares outputs,
+not scores, so it stays comparable across the variants.
 """
 
 from __future__ import annotations
@@ -71,20 +95,31 @@ def chunk_rows(V: int) -> int:
 
 
 def cell_positions(band: int, lengths: Array, tgt_mask: Array, S: int) -> Array:
-    """The source position of every cell whose emission is computed, (B,T,W) integer: all of
-    0..S-1 (W = S) without a band, else center + (-band..band) with the diagonal
-    center_bi = clip((i+1) S_b // T_b - 1, 0, S_b-1). Positions outside 0..S-1 match no word."""
+    """The source position of every cell whose emission is computed, (B,T,W) integer.
+
+    Without a band: all of 0..S-1 (W = S). With a band: the W = 2*band+1 positions nearest the
+    diagonal center_bi = clip((i+1) S_b // T_b - 1, 0, S_b-1), as a window start_bi + (0..W-1)
+    slid to stay inside the sentence, start_bi = clip(center_bi - band, 0, max(S_b - W, 0)).
+    So the cells of a sentence depend on its own S_b and T_b only, never on the batch's padded
+    S or T: a sentence with S_b <= W gets every one of its positions (the exact loss), whatever
+    it is batched with; one with S_b > W gets W positions, the diagonal among them. Positions
+    S_b..S-1 are padding, which the forward algorithm never enters, and positions >= S match no
+    word. When W >= S, every sentence has S_b <= W, so 0..S-1 are the same cells, fewer of them.
+    """
     xp = namespace(lengths)
     B, T = tgt_mask.shape
-    if band == 0 or 2 * band + 1 >= S:
+    width = 2 * band + 1
+    if band == 0 or width >= S:
         j = xp.arange(S, dtype=lengths.dtype, device=lengths.device)
         return xp.broadcast_to(j[None, None, :], (B, T, S))
     tlen = xp.sum(xp.astype(tgt_mask > 0, lengths.dtype), axis=1)        # (B,) T_b
     i = xp.arange(T, dtype=lengths.dtype, device=lengths.device)         # (T,)
     center = (i[None, :] + 1) * lengths[:, None] // xp.clip(tlen, min=1)[:, None] - 1  # (B,T)
     center = xp.clip(center, min=xp.zeros_like(center), max=lengths[:, None] - 1)
-    offs = xp.arange(-band, band + 1, dtype=lengths.dtype, device=lengths.device)  # (W,)
-    return center[:, :, None] + offs                                     # (B,T,W)
+    last = xp.clip(lengths - width, min=0)[:, None]                      # (B,1) max(S_b-W, 0)
+    start = xp.clip(center - band, min=xp.zeros_like(center), max=last)  # (B,T) window start
+    offs = xp.arange(width, dtype=lengths.dtype, device=lengths.device)  # (W,)
+    return start[:, :, None] + offs                                      # (B,T,W)
 
 
 class EmissionCache(NamedTuple):
