@@ -86,7 +86,7 @@ def test_subword_run_translates_raw_text_to_raw_text(run, capsys):
 
 @pytest.mark.xfail(strict=True, reason="known bug: the run's vocabulary holds only the pieces "
                    "the segmented training text uses, so byte pieces of digits and characters it "
-                   "lacks are <unk>, against the README's 'so there is no <unk>'")
+                   "lacks are <unk>, against docs/real-data.md's 'so there is no <unk>'")
 def test_digits_and_unseen_characters_reach_the_model_as_known_pieces(run):
     tr = translation.Translator(run, device="cpu")
     for text in ("42", "Zebra", "漢"):
