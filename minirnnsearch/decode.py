@@ -39,9 +39,9 @@ import numpy as np
 
 from . import cursor_model, model
 from .backend import Array, Backend, backend_of, namespace, to_host, topk
-from .contexts import select
 from .data.batching import make_batch
 from .data.vocab import BOS_ID, EOS_ID
+from .encoder import select
 
 
 @dataclass

@@ -204,7 +204,7 @@ def test_band_config():
 def test_chunking_changes_no_result(monkeypatch):
     """Softmax chunks of one cell (training) and one source position (decoding) give the same
     loss, gradients and step as the default chunks."""
-    from minirnnsearch import cursor_model, gradcheck, model
+    from minirnnsearch import cursor_model, deep_output, gradcheck, model
 
     cfg, params, batch = gradcheck.tiny_problem("cursors")
     packed = model.pack_params(params)
@@ -216,7 +216,7 @@ def test_chunking_changes_no_result(monkeypatch):
 
     before = model.loss_and_grads(params, cfg, batch), step()
     monkeypatch.setattr(cursor_model, "CHUNK_LOGITS", 1)
-    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 1)
+    monkeypatch.setattr(deep_output, "SOFTMAX_CHUNK_ROWS", 1)
     after = model.loss_and_grads(params, cfg, batch), step()
     assert float(after[0][0]) == pytest.approx(float(before[0][0]), rel=1e-12)
     for k in params:

@@ -4,7 +4,7 @@ invariance, batch consistency, initialisation, and the same results on array_api
 import numpy as np
 import pytest
 
-from minirnnsearch import gradcheck, model
+from minirnnsearch import deep_output, gradcheck, model
 from minirnnsearch.backend import get_backend, to_host
 from minirnnsearch.data.batching import Batch, make_batch
 
@@ -138,7 +138,7 @@ def test_config_rejects_bad_values_and_round_trips():
 def test_softmax_in_chunks_equals_one_piece(monkeypatch):
     cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
     loss, grads = model.loss_and_grads(params, cfg, batch)
-    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
+    monkeypatch.setattr(deep_output, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
     loss2, grads2 = model.loss_and_grads(params, cfg, batch)
     assert float(loss2) == pytest.approx(float(loss), rel=1e-12)
     for k in grads:
