@@ -174,7 +174,7 @@ def test_smoothed_alignment_is_the_posterior_ending_at_the_last_word():
     b = make_batch(src, [[] for _ in src])
     hyps = decode.beam_search(packed, cfg, b.src, b.src_mask, beam=2)
     hyps[1][0] = decode.Hypothesis([9, 10], 0.0, 0.0, np.zeros((3, 2)), True)  # a known one
-    smoothed = decode.smooth_cursor_alignments(packed, cfg, get_backend("cpu"), src, hyps)
+    smoothed = decode.smooth_alignments(packed, cfg, get_backend("cpu"), src, hyps)
     checked = 0
     for s, hs in zip(src, smoothed, strict=True):
         h = hs[0]
