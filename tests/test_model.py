@@ -135,6 +135,10 @@ def test_config_rejects_bad_values_and_round_trips():
     assert model.Config.from_dict(cfg.to_dict()) == cfg
 
 
+def test_every_variant_a_config_accepts_has_one_family():
+    assert tuple(model.FAMILIES) == model.VARIANTS  # the registry, in config.VARIANTS' order
+
+
 def test_softmax_in_chunks_equals_one_piece(monkeypatch):
     cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
     loss, grads = model.loss_and_grads(params, cfg, batch)
