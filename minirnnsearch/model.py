@@ -14,8 +14,9 @@ masks (dropout.py) and the configuration (config.py):
                        dynamic programming (Bahdanau's first idea)
 
 Neither imports the other, and neither imports this module. Each offers the interface of
-``Family``; the functions below take the raw parameters, pack them (``pack_params``) where the
-family needs the stacked matrices, and hand over to ``FAMILIES[cfg.variant]``.
+``Family``; the functions below hand over to ``FAMILIES[cfg.variant]``. ``loss`` and
+``loss_and_grads`` take the raw parameters and pack them (``pack_params``); ``encode`` and
+``decoder_step`` take them packed, once per decoding run.
 """
 
 from __future__ import annotations
