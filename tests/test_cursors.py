@@ -205,7 +205,7 @@ def test_smoothed_alignment_is_the_posterior_ending_at_the_last_word():
     b = make_batch(src, [[] for _ in src])
     hyps = decode.beam_search(packed, cfg, b.src, b.src_mask, beam=2)
     hyps[1][0] = decode.Hypothesis([9, 10], 0.0, 0.0, np.zeros((3, 2)), True)  # a known one
-    smoothed = decode.smooth_cursor_alignments(packed, cfg, get_backend("cpu"), src, hyps)
+    smoothed = decode.smooth_alignments(packed, cfg, get_backend("cpu"), src, hyps)
     checked = 0
     for s, hs in zip(src, smoothed, strict=True):
         h = hs[0]
@@ -235,7 +235,7 @@ def test_band_config():
 def test_chunking_changes_no_result(monkeypatch):
     """Softmax chunks of one cell (training) and one source position (decoding) give the same
     loss, gradients and step as the default chunks."""
-    from minirnnsearch import cursor_model, gradcheck, model
+    from minirnnsearch import cursor_model, deep_output, gradcheck, model
 
     cfg, params, batch = gradcheck.tiny_problem("cursors")
     packed = model.pack_params(params)
@@ -247,7 +247,7 @@ def test_chunking_changes_no_result(monkeypatch):
 
     before = model.loss_and_grads(params, cfg, batch), step()
     monkeypatch.setattr(cursor_model, "CHUNK_LOGITS", 1)
-    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 1)
+    monkeypatch.setattr(deep_output, "SOFTMAX_CHUNK_ROWS", 1)
     after = model.loss_and_grads(params, cfg, batch), step()
     assert float(after[0][0]) == pytest.approx(float(before[0][0]), rel=1e-12)
     for k in params:

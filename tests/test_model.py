@@ -4,7 +4,7 @@ invariance, batch consistency, initialisation, and the same results on array_api
 import numpy as np
 import pytest
 
-from minirnnsearch import gradcheck, model
+from minirnnsearch import deep_output, gradcheck, model
 from minirnnsearch.backend import dropout_mask, get_backend, to_host
 from minirnnsearch.data.batching import Batch, make_batch
 
@@ -135,10 +135,14 @@ def test_config_rejects_bad_values_and_round_trips():
     assert model.Config.from_dict(cfg.to_dict()) == cfg
 
 
+def test_every_variant_a_config_accepts_has_one_family():
+    assert tuple(model.FAMILIES) == model.VARIANTS  # the registry, in config.VARIANTS' order
+
+
 def test_softmax_in_chunks_equals_one_piece(monkeypatch):
     cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
     loss, grads = model.loss_and_grads(params, cfg, batch)
-    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
+    monkeypatch.setattr(deep_output, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
     loss2, grads2 = model.loss_and_grads(params, cfg, batch)
     assert float(loss2) == pytest.approx(float(loss), rel=1e-12)
     for k in grads:
