@@ -5,7 +5,9 @@ state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming c
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
 bit for bit. Ctrl-C and SIGTERM both save ``last`` and say how to resume (exit status 130 and
-143); at start-up, checkpoint temporaries left by runs killed outright are removed.
+143); at start-up, checkpoint temporaries left by runs killed outright are removed. A failure of
+the system under the run (a full disk, a run directory that is not writable) ends it with one
+line naming the file (``oserrors``), and the checkpoints and log on disk stay whole.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from .data.io import DataError, read_parallel
 from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab
 from .optim import clip_grad_norm, make_optimizer
+from .oserrors import append_line, make_dir, reports_os_errors
 
 DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # Adam's usual 1e-3 reached dev loss 3.09 after 500 updates on the built-in corpus, 3e-3 reached
@@ -317,8 +320,7 @@ class Trainer:
                                         self.args.batch_size),
                       dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed,
                       valid_every=self.args.valid_every, patience=self.args.patience)
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
         if improved:
             self.best_bleu, self.bad_validations = score, 0
@@ -336,7 +338,7 @@ class Trainer:
 
     def train(self) -> dict[str, Any]:
         args = self.args
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_dir(self.out)
         stale = remove_stale_temporaries(self.out)
         if stale:
             print(f"{self.out}: removed {len(stale)} temporary files of ended runs' unfinished "
@@ -433,6 +435,7 @@ class Trainer:
                     best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
 
 
+@reports_os_errors  # a failure of the system (full disk, unwritable --out): one line, status 1
 def main(argv: list[str] | None = None) -> int:
     return run(argv)[0]
 
