@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
+import io
 import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .io import DataError
 from .tokenize import JOINER, detokenize, tokenize
 
@@ -76,9 +77,12 @@ class SubwordSegmenter:
 
     kind = "subword"
 
-    def __init__(self, model_file: str | Path) -> None:
+    def __init__(self, model_file: str | Path, model: bytes | None = None) -> None:
+        """The model in ``model_file``, or in ``model`` (its bytes, already read from it)."""
         self.path = Path(model_file)
-        self.sp = _sentencepiece().SentencePieceProcessor(model_file=str(self.path))
+        if model is None:
+            model = _read(self.path)
+        self.sp = _sentencepiece().SentencePieceProcessor(model_proto=model)
 
     def encode(self, line: str) -> list[str]:
         # every run of whitespace (tabs, no-break spaces) one space, as the word tokeniser does
@@ -91,25 +95,27 @@ class SubwordSegmenter:
         return token
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _read(path: Path) -> bytes:
+    """The bytes of ``path``, read by Python (not by sentencepiece's C++, whose errors name
+    neither the operation nor the cause in the system's words)."""
+    with doing("read", path):
+        return path.read_bytes()
 
 
 def train_subword(texts: Iterable[str], run_dir: str | Path, pieces: int) -> dict[str, Any]:
     """Train a unigram sentencepiece model of ``pieces`` pieces on ``texts`` (raw lines, both
-    sides), write it to ``run_dir/subword.model`` (a temporary file, then renamed), and return
-    the record kept in the checkpoint json: file name, size and SHA-256.
+    sides), write it to ``run_dir/subword.model`` (``oserrors.write_atomic``: a temporary file,
+    then renamed), and return the record kept in the checkpoint json: file name, size and
+    SHA-256.
 
     Settings: identity normalisation (the text is not rewritten, so output detokenises to
     the characters it was trained on), digits split one by one, byte fallback for characters
     outside the 99.95% most frequent, extra whitespace removed."""
     spm = _sentencepiece()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prefix = run_dir / f".subword.{os.getpid()}.tmp"
+    model = io.BytesIO()  # sentencepiece writes no file: this code writes it, atomically
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=(" ".join(t.split()) for t in texts), model_prefix=str(prefix),
+            sentence_iterator=(" ".join(t.split()) for t in texts), model_writer=model,
             vocab_size=pieces, model_type="unigram", normalization_rule_name="identity",
             split_digits=True, byte_fallback=True, character_coverage=0.9995,
             input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=1,
@@ -117,11 +123,10 @@ def train_subword(texts: Iterable[str], run_dir: str | Path, pieces: int) -> dic
     except RuntimeError as e:  # e.g. more pieces than the text can give
         raise DataError(f"--subword {pieces}: sentencepiece could not train "
                         f"({' '.join(str(e).split())[:200]})") from None
-    finally:
-        Path(f"{prefix}.vocab").unlink(missing_ok=True)
-    final = run_dir / MODEL_FILE
-    os.replace(f"{prefix}.model", final)
-    return {"file": MODEL_FILE, "pieces": pieces, "sha256": sha256(final)}
+    make_dir(run_dir)
+    write_atomic(Path(run_dir) / MODEL_FILE, model.getvalue())
+    return {"file": MODEL_FILE, "pieces": pieces,
+            "sha256": hashlib.sha256(model.getvalue()).hexdigest()}
 
 
 def segmenters(run_dir: str | Path, record: dict[str, Any] | None
@@ -134,10 +139,11 @@ def segmenters(run_dir: str | Path, record: dict[str, Any] | None
     path = Path(run_dir) / record["file"]
     if not path.is_file():
         raise DataError(f"{path}: missing; this run was trained with subword units")
-    if sha256(path) != record["sha256"]:
+    model = _read(path)  # read once: the bytes checked are the bytes loaded
+    if hashlib.sha256(model).hexdigest() != record["sha256"]:
         raise DataError(f"{path}: not the subword model this run was trained with "
                         "(SHA-256 differs from the checkpoint's)")
-    seg = SubwordSegmenter(path)
+    seg = SubwordSegmenter(path, model)
     return seg, seg
 
 
@@ -181,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@reports_os_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
