@@ -4,11 +4,14 @@ story's models' ways of choosing the context, side by side (``plot_contexts``)."
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import sacrebleu
+
+from .oserrors import write_atomic
 
 BUCKET = 10  # source words per length bucket: 0-10, 10-20, ...
 SHADES = " ░▒▓█"
@@ -47,6 +50,17 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> None:
+    """Draw ``fig`` in the format of ``path``'s suffix (PNG without one) and write it whole
+    (``oserrors.write_atomic``: matplotlib's own writing names no file when it fails)."""
+    image = io.BytesIO()
+    try:
+        fig.savefig(image, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+    finally:
+        plt.close(fig)
+    write_atomic(path, image.getvalue())
+
+
 def plot_bleu_by_length(curves: dict[str, list[tuple[str, int, float]]], path: str | Path,
                         title: str = "BLEU by source sentence length") -> None:
     """One line per model (label -> bucket rows), the paper's Figure 2."""
@@ -60,8 +74,7 @@ def plot_bleu_by_length(curves: dict[str, list[tuple[str, int, float]]], path: s
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_attention(weights: np.ndarray, src: list[str], tgt: list[str], path: str | Path
@@ -74,8 +87,7 @@ def plot_attention(weights: np.ndarray, src: list[str], tgt: list[str], path: st
     ax.set_yticks(range(len(tgt)), tgt)
     ax.xaxis.tick_top()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 class Panel(NamedTuple):

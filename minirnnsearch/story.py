@@ -42,6 +42,7 @@ from .cli import beam_size, non_negative_int, output_dir, positive_float, positi
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import read_lines
 from .data.tokenize import tokenize
+from .oserrors import make_dir, reports_os_errors
 from .report import (
     Panel,
     bleu_by_length,
@@ -250,9 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@reports_os_errors  # a figure or run that cannot be written, a full disk: one line
 def main(argv: list[str] | None = None) -> int:
     args, train_args = build_parser().parse_known_args(argv)  # the rest goes to train.py as it is
-    Path(args.figures).mkdir(parents=True, exist_ok=True)
+    make_dir(args.figures)
     started = time.perf_counter()
     for pair in PAIRS if args.pair == "both" else (args.pair,):
         code = tell(pair, args, train_args)

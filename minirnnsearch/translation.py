@@ -23,6 +23,7 @@ from .cli import beam_size, non_negative_float, output_dir, output_file, positiv
 from .data.io import DataError, decode_lines, read_lines
 from .data.subword import segmenters
 from .data.vocab import UNK, Vocab
+from .oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .report import (
     bleu_by_length,
     format_length_table,
@@ -129,10 +130,12 @@ class Translator:
 
 def read_input(path: str | None) -> tuple[list[str], str]:
     if path is None:
-        return decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>"
+        with doing("read", "<stdin>"):
+            return decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>"
     return read_lines(path), path
 
 
+@reports_os_errors  # a file that cannot be read or written, a full disk or stdout: one line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -164,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         text = [hs[0][0] for hs in results]
     if args.output:
-        Path(args.output).write_text("".join(t + "\n" for t in text), encoding="utf-8")
+        write_atomic(args.output, "".join(t + "\n" for t in text).encode("utf-8"))
     else:
-        sys.stdout.write("".join(t + "\n" for t in text))
+        with doing("write", "<stdout>"):
+            sys.stdout.write("".join(t + "\n" for t in text))
     if args.show_attention or args.attention_png:
         if args.attention_png:
-            Path(args.attention_png).mkdir(parents=True, exist_ok=True)
+            make_dir(args.attention_png)
         for i, hs in enumerate(results):
             _, _, weights, src, tgt = hs[0]
             if not src:
