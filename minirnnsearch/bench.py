@@ -51,6 +51,7 @@ from .cli import beam_size, non_negative_int, positive_int, vocab_size
 from .data.batching import Batch, make_batch
 from .data.vocab import EOS_ID
 from .optim import Optimizer, clip_grad_norm, make_optimizer
+from .oserrors import reports_os_errors
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@reports_os_errors  # a full stdout: one line
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     argv = sys.argv[1:] if argv is None else argv

@@ -27,6 +27,7 @@ from . import model
 from .backend import get_backend
 from .cli import non_negative_int, positive_float, probability
 from .data.batching import Batch, make_batch
+from .oserrors import reports_os_errors
 
 
 def rel_error(a: np.ndarray, n: np.ndarray) -> float:
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@reports_os_errors  # a full stdout: one line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     variants = model.VARIANTS if args.variant == "all" else (args.variant,)
