@@ -90,16 +90,35 @@ def _abandon_stdout() -> None:
             os.close(devnull)
 
 
+class _NamedStdout:
+    """``sys.stdout`` as it was, with a failure to write it marked as one (``doing``)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with doing("write", "<stdout>"):
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with doing("write", "<stdout>"):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def reports_os_errors(main: Callable[..., int]) -> Callable[..., int]:
     """``main`` (a command, returning its exit status), with any OSError turned into one line
-    on stderr (``describe``) and exit status ``STATUS``. Standard output is flushed before
-    returning, so a full one is reported too."""
+    on stderr (``describe``) and exit status ``STATUS``. Standard output is named in the line
+    when it is what failed (a full disk under ``> file``), and flushed before returning, so
+    that output still buffered is reported too."""
 
     @functools.wraps(main)
     def run(*args: Any, **kwargs: Any) -> int:
         try:
-            status = main(*args, **kwargs)
-            with doing("write", "<stdout>"):
+            with contextlib.redirect_stdout(_NamedStdout(sys.stdout)):
+                status = main(*args, **kwargs)
                 sys.stdout.flush()
             return status
         except OSError as e:

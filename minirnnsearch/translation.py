@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         write_atomic(args.output, "".join(t + "\n" for t in text).encode("utf-8"))
     else:
-        with doing("write", "<stdout>"):
-            sys.stdout.write("".join(t + "\n" for t in text))
+        sys.stdout.write("".join(t + "\n" for t in text))
     if args.show_attention or args.attention_png:
         if args.attention_png:
             make_dir(args.attention_png)
