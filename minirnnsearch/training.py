@@ -455,7 +455,7 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
     # rank sets a flag and all stop after the same step)
     with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
         try:
-            trainer = group.together(lambda: Trainer(args, group), one_line)
+            trainer = group.together(lambda: Trainer(args, group), (*one_line, OSError))
             result = trainer.train()
         except (*one_line, distributed.RankError) as e:
             print(f"error: {e}", file=sys.stderr)
