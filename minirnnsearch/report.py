@@ -50,12 +50,14 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: str | Path) -> None:
-    """Draw ``fig`` in the format of ``path``'s suffix (PNG without one) and write it whole
-    (``oserrors.write_atomic``: matplotlib's own writing names no file when it fails)."""
+def _save(plt, fig, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Draw ``fig`` in the format of ``path``'s suffix (PNG without one), with ``metadata``,
+    and write it whole (``oserrors.write_atomic``: matplotlib's own writing names no file when
+    it fails)."""
     image = io.BytesIO()
     try:
-        fig.savefig(image, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+        fig.savefig(image, format=Path(path).suffix.lstrip(".") or "png", dpi=120,
+                    metadata=metadata)
     finally:
         plt.close(fig)
     write_atomic(path, image.getvalue())
@@ -130,9 +132,7 @@ def plot_contexts(panels: list[Panel], path: str | Path, title: str) -> None:
         ax.xaxis.tick_top()
         ax.set_xlabel(p.title, fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=120, metadata={"Title": title,
-                                         "Description": "\n".join(p.title for p in panels)})
-    plt.close(fig)
+    _save(plt, fig, path, {"Title": title, "Description": "\n".join(p.title for p in panels)})
 
 
 def text_heatmap(weights: np.ndarray, src: list[str], tgt: list[str]) -> str:

@@ -42,7 +42,7 @@ from .cli import beam_size, non_negative_int, output_dir, positive_float, positi
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import read_lines
 from .data.tokenize import tokenize
-from .oserrors import make_dir, reports_os_errors
+from .oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .report import (
     Panel,
     bleu_by_length,
@@ -106,7 +106,7 @@ def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
     record = dict(updates=result["step"], epochs=result["epochs"], stop=result["stop"],
                   minutes=(time.perf_counter() - t0) / 60, best_dev_bleu=result["best_bleu"],
                   load_start=load_start, load_end=load_average(), train_argv=argv)
-    (run / RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_atomic(run / RECORD, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
     return 0, record
 
 
@@ -114,7 +114,10 @@ def read_record(run: Path) -> dict[str, Any] | None:
     """The story's record of a run's training, or None for a run without one (trained before
     the story kept records, by train.py directly, or interrupted)."""
     path = run / RECORD
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    with doing("read", path):
+        return json.loads(path.read_text(encoding="utf-8"))
 
 
 def summary_table(rows: list[tuple[str, dict[str, Any] | None, float]]) -> str:
@@ -200,13 +203,13 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
     print(f"\n{pair}: {n_test} test sentences of at most {tr.max_len} tokens, beam {args.beam}\n"
           f"{table}")
     results = out / "results.md"
-    results.write_text(
+    write_atomic(results, (
         f"Built-in {pair}; each model trained until no better dev BLEU in {args.patience} "
         f"validations, one every {args.valid_every} updates on {args.valid_size} dev sentences "
         f"(at most {args.max_steps:,} updates"
         f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}). Test BLEU "
         f"(sacrebleu 13a) on {n_test} test sentences of at most {tr.max_len} tokens, beam "
-        f"{args.beam}.\n\n{table}\n\n{length_table(curves)}\n", encoding="utf-8")
+        f"{args.beam}.\n\n{table}\n\n{length_table(curves)}\n").encode())
     bleu_png, align_png = figures / f"bleu_by_length-{pair}.png", figures / f"alignment-{pair}.png"
     contexts_png = figures / f"four-contexts-{pair}.png"
     plot_bleu_by_length(curves, bleu_png, f"BLEU by source length, built-in {pair} test set")
