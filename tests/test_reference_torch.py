@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from minirnnsearch import bench, gradcheck, model
+from minirnnsearch.data.batching import make_batch
 
 torch = pytest.importorskip("torch")
 reference_torch = pytest.importorskip("minirnnsearch.reference_torch")
@@ -35,6 +36,42 @@ def test_user_model_has_the_same_sizes():
     # nn.GRU/GRUCell carry a second bias per gate (b_ih and b_hh): 3H per GRU and direction;
     # the deep output's Linear has a bias (2L) the paper's t~ has not.
     assert theirs - ours == 3 * 3 * cfg.hidden + 2 * cfg.maxout
+
+
+def _user_model() -> "reference_torch.UserRNNsearch":
+    torch.manual_seed(0)
+    cfg = model.Config(src_vocab=11, tgt_vocab=13, emb=4, hidden=5, align=6, maxout=3)
+    return reference_torch.UserRNNsearch(cfg).double()
+
+
+def _batch(src, tgt):
+    b = make_batch(src, tgt)
+    return (torch.as_tensor(b.src), torch.as_tensor(b.src_mask), torch.as_tensor(b.tgt),
+            torch.as_tensor(b.tgt_mask))
+
+
+def test_user_model_packs_padded_sources_so_padding_changes_nothing():
+    user = _user_model()
+    src, tgt = [[4, 5, 6, 7, 8], [9, 10]], [[5, 6], [7, 8, 9, 10]]
+    together = user(*_batch(src, tgt)).item()
+    alone = [user(*_batch([s], [t])).item() for s, t in zip(src, tgt, strict=True)]
+    n = [len(t) + 1 for t in tgt]  # real target tokens, </s> included
+    assert together == pytest.approx(sum(a * k for a, k in zip(alone, n, strict=True)) / sum(n),
+                                     rel=1e-12)
+
+
+def test_user_model_greedy_takes_the_most_probable_word_at_every_step():
+    user = _user_model()
+    src, src_mask, _, _ = _batch([[4, 5, 6, 7, 8], [9, 10]], [[5], [5]])
+    ys = user.greedy(src, src_mask, max_len=6)                             # (B,n)
+    assert ys.shape[0] == 2 and ys.shape[1] <= 6
+    with torch.no_grad():  # teacher-forced on its own output, the model picks it again
+        assert torch.equal(user.logits(src, src_mask, ys).argmax(dim=2), ys)
+    for b in range(2):  # a sentence alone gives the same words (padding changes nothing)
+        alone = user.greedy(src[b : b + 1, : int(src_mask[b].sum())], src_mask[b : b + 1, :
+                            int(src_mask[b].sum())], max_len=6)[0]
+        k = min(len(alone), ys.shape[1])
+        assert torch.equal(alone[:k], ys[b, :k])
 
 
 COMPARE = ["--batch", "3", "--src-len", "4", "--tgt-len", "3", "--emb", "4", "--hidden", "5",
