@@ -5,6 +5,7 @@
     python -m minirnnsearch.bench --compare torch       # and PyTorch on the same shapes
     python -m minirnnsearch.bench --variant rnnsearch cursors   # both, steps interleaved
     python -m minirnnsearch.bench --preset small --profile --steps 5   # where a step's time goes
+    python -m minirnnsearch.bench --compare torch --corpus DIR --minutes M   # BLEU after M min
 
 Prints one JSON line per variant: target tokens/s and ms per training step (forward, backward,
 clipping, Adam; the median of the timed steps after a warm-up), beam-decoding sentences/s (T
@@ -42,6 +43,10 @@ NumPy's BLAS 1 thread: NumPy only makes the batch there). One JSON line gives th
 medians (ms rounded to the microsecond first; medians and ratios computed from the rounded
 values), this code's speed-up over each, and each side's peak memory; the sgemm peak and the
 decoding are measured in the parent afterwards, with the same threads.
+
+``--compare torch --corpus DIR --minutes M`` compares translation quality instead of speed:
+each side trained alone for M minutes on the same corpus, both scored by sacrebleu the same way
+(``quality.py`` says how).
 """
 
 from __future__ import annotations
@@ -69,8 +74,16 @@ from threadpoolctl import threadpool_limits
 
 from . import blas, decode, distributed, model, opprofile
 from .backend import Array, Backend, get_backend, to_host
-from .cli import beam_size, non_negative_int, positive_int, vocab_size
+from .cli import (
+    beam_size,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    vocab_size,
+)
 from .data.batching import Batch, make_batch
+from .data.io import DataError
 from .data.vocab import EOS_ID
 from .optim import Optimizer, clip_grad_norm, make_optimizer
 
@@ -499,6 +512,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=positive_int, default=3,
                     help="interleaved rounds with --compare")
     ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # a --compare child
+    q = ap.add_argument_group(
+        "quality at equal time (--compare torch --corpus DIR --minutes M, see quality.py): "
+        "train.py's defaults except the sizes given here (--preset, --emb, --hidden, --align, "
+        "--maxout, --batch, --vocab)")
+    q.add_argument("--corpus", help="directory of train/dev/test files SPLIT.LANG")
+    q.add_argument("--minutes", type=positive_float, help="wall time of each side's training")
+    q.add_argument("--pair", help="SRC-TGT languages of --corpus's files (default: its two "
+                                  "train files' languages, English first)")
+    q.add_argument("--out", type=output_dir, default="runs/compare-torch",
+                   help="where each side's run and test translations go (OUT/ours, OUT/torch)")
+    q.add_argument("--max-steps", type=positive_int, help="stop each side after N updates")
     ap.add_argument("--profile", action="store_true",
                     help="first profile --steps steps of the first variant by op and kind of "
                          "work (NumPy only; a table on stderr), then time as usual")
@@ -510,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(args, k, v)
         print(json.dumps(time_side(args)))
         return 0
+    if (args.corpus is None) != (args.minutes is None) or (
+            args.corpus is not None and args.compare != "torch"):
+        ap.error("--corpus and --minutes go together, with --compare torch")
     if args.compare == "torch":
         if len(args.variant) > 1 or args.ranks is not None or args.profile:
             ap.error("--compare torch times one --variant, without --ranks or --profile")
@@ -519,6 +546,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if args.threads is None:
             args.threads = blas.loaded()["threads"] or os.cpu_count() or 1
+        if args.corpus is not None:  # sizes left unset: train.py's defaults
+            from . import quality
+
+            try:
+                print(json.dumps(quality.compare(args)))
+            except DataError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            return 0
     if args.profile and get_backend(args.device, quiet=True).name != "numpy":
         ap.error("--profile times NumPy calls: use --device cpu")
     print(blas.describe(), file=sys.stderr)
