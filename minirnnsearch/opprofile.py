@@ -25,7 +25,9 @@ the dispatch stub. A proxy of the ``xp`` namespace would miss every operator (``
 own override protocols: every ufunc call and operator (``__array_ufunc__``, NEP 13: ``@`` is the
 matmul ufunc), every NumPy function (``__array_function__``, NEP 18) and every indexing
 (``__getitem__``/``__setitem__``) on them is timed around the plain NumPy call on plain
-arrays, classified, and charged to the op found on the call stack. Results of Timed arrays are
+arrays, classified, and charged to the op found on the call stack; a call's window includes
+NumPy's own per-call work (parsing arguments, choosing the loop, allocating the result), so the
+Python column is the interpreter's alone. Results of Timed arrays are
 Timed, so parameters, batch and optimiser state made Timed once keep the whole step traced; the
 model's code is the same, and the numbers computed are the same.
 
