@@ -37,7 +37,8 @@ threads alive between calls, and PyTorch keeps its own OpenMP pool; in one proce
 compete for the same cores, and PyTorch's steps were measurably slower there than alone in a
 fresh process (issue 21), so an in-process comparison favoured this code. Each side gets
 ``--threads`` threads (default: the BLAS threads of this process, which is OpenBLAS's default of
-one per core unless ``OPENBLAS_NUM_THREADS`` says otherwise): this code's BLAS through
+one per core unless ``OPENBLAS_NUM_THREADS`` says otherwise: 2 on this project's 2-core
+machines), the same number for both: this code's BLAS through
 ``OMP/OPENBLAS/MKL_NUM_THREADS``, PyTorch through ``torch.set_num_threads`` (its processes give
 NumPy's BLAS 1 thread: NumPy only makes the batch there). One JSON line gives the rounds, the
 medians (ms rounded to the microsecond first; medians and ratios computed from the rounded

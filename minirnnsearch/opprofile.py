@@ -36,11 +36,11 @@ the gaps, and what remains in the gaps (Python's call into the override method, 
 unwrapped and wrapped) is measured per call on tiny arrays at the start (``calibrate``) and
 subtracted, per op and kind of call, from the Python column. What is left is an estimate; the
 bench prints the sum of the table beside the same step timed without the profiler, so the
-reader sees how well the two agree. They agree at the presets' shapes, where a NumPy call takes
-tens of microseconds or more; at tiny test shapes, where a call takes a microsecond or two, the
-profiler's own cost is of the same size and the table overstates the step several times over.
-On a busy machine the time the process spends descheduled lands in whatever window or gap is
-open: profile alone, as for any timing.
+reader sees how well the two agree. At the presets' shapes, where a NumPy call takes tens of
+microseconds or more, they should be close; at tiny test shapes, where a call takes a
+microsecond or two, the profiler's own cost is of the same size and the table overstates the
+step several times over. On a busy machine the time the process spends descheduled lands in
+whatever window or gap is open: profile alone, as for any timing.
 """
 
 from __future__ import annotations
