@@ -88,8 +88,6 @@ from .data.io import DataError
 from .data.vocab import EOS_ID
 from .optim import Optimizer, clip_grad_norm, make_optimizer
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
 PRESETS = {
     "small": dict(batch=64, src_len=20, tgt_len=20, emb=128, hidden=256, align=256, maxout=128,
                   vocab=8000),
@@ -149,17 +147,6 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def thread_env(threads: int | None, blas_threads: int | None = None) -> dict[str, str]:
-    """This process's environment with OMP/OpenBLAS/MKL threads set to ``threads`` (None: as
-    they are), and OpenBLAS's alone to ``blas_threads`` when given."""
-    env = dict(os.environ)
-    if threads is not None:
-        env.update({v: str(threads) for v in THREAD_VARIABLES})
-    if blas_threads is not None:
-        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
-    return env
-
-
 def best_kernel_gflops(kernel: str, threads: int | None = None) -> float | None:
     """``matmul_gflops`` on NumPy in a child process with ``OPENBLAS_CORETYPE=kernel`` (the
     kernel is chosen when NumPy loads, so it cannot change in this process) and ``threads``
@@ -167,7 +154,7 @@ def best_kernel_gflops(kernel: str, threads: int | None = None) -> float | None:
     code = ("from minirnnsearch.backend import get_backend; from minirnnsearch.bench import "
             "matmul_gflops; print(matmul_gflops(get_backend('cpu')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**thread_env(threads), blas.VARIABLE: kernel})
+                         env={**blas.thread_env(threads), blas.VARIABLE: kernel})
     return float(out.stdout) if out.returncode == 0 else None
 
 
@@ -354,7 +341,7 @@ def run_side(args: argparse.Namespace, side: str) -> dict:
     cmd = [sys.executable, "-m", "minirnnsearch.bench", "--side", side,
            "--variant", args.variant[0], *shapes]
     out = subprocess.run(cmd, capture_output=True, text=True,
-                         env=thread_env(args.threads, None if side == "ours" else 1))
+                         env=blas.thread_env(args.threads, None if side == "ours" else 1))
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
         why = (out.stderr.strip().splitlines() or ["no output"])[-1]
@@ -474,14 +461,12 @@ def launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"error: --ranks needs mpiexec beside {sys.executable}: pip install -e \".[mpi]\"",
               file=sys.stderr)
         return 2
-    env = dict(os.environ)
-    if args.threads is not None:
-        env.update({v: str(args.threads) for v in THREAD_VARIABLES})
     return subprocess.run([str(mpiexec), "-n", str(args.ranks), sys.executable, "-m",
-                           "minirnnsearch.bench", *argv], env=env).returncode
+                           "minirnnsearch.bench", *argv], env=blas.thread_env(args.threads)
+                          ).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small")
@@ -504,9 +489,9 @@ def main(argv: list[str] | None = None) -> int:
                          "batch shared among them); tokens/s in total and per rank")
     ap.add_argument("--threads", type=positive_int,
                     help="with --ranks: BLAS/OpenMP threads per rank (sets " +
-                         ", ".join(THREAD_VARIABLES) + "); with --compare torch: the threads of "
-                         "each side (default: this process's BLAS threads, one per core unless "
-                         "OPENBLAS_NUM_THREADS is set)")
+                         ", ".join(blas.THREAD_VARIABLES) + "); with --compare torch: the "
+                         "threads of each side (default: this process's BLAS threads, one per "
+                         "core unless OPENBLAS_NUM_THREADS is set)")
     ap.add_argument("--compare", choices=("torch",),
                     help="also time the PyTorch references, each side in its own process "
                          "(pip install -e \".[compare]\")")
@@ -527,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="first profile --steps steps of the first variant by op and kind of "
                          "work (NumPy only; a table on stderr), then time as usual")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     if args.side is not None:  # one side of --compare torch, in its own process

@@ -53,8 +53,7 @@ from typing import Any
 import numpy as np
 import sacrebleu
 
-from . import decode, model, training
-from .bench import thread_env
+from . import blas, decode, model, training
 from .checkpoint import load_checkpoint
 from .cli import positive_int
 from .data.batching import epoch_batches, make_batch
@@ -221,7 +220,7 @@ def run_side(side: str, argv: list[str], files: dict[str, Path], threads: int
            str(files["test_src"]), "--test-tgt", str(files["test_tgt"]), "--threads",
            str(threads), *argv]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
-                         env=thread_env(threads, None if side == "ours" else 1))
+                         env=blas.thread_env(threads, None if side == "ours" else 1))
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
         raise DataError(f"--compare torch --corpus: the {side} process failed (status "

@@ -315,7 +315,8 @@ class Trainer:
         record = dict(step=self.step, epoch=self.epoch + 1, loss=train_loss,
                       dev_loss=dev_loss(self.params, self.cfg, self.backend, self.corpus,
                                         self.args.batch_size),
-                      dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed)
+                      dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed,
+                      valid_every=self.args.valid_every, patience=self.args.patience)
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         improved = score > self.best_bleu
@@ -427,10 +428,18 @@ class Trainer:
               f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
               f"translate with: python translate.py --model {self.out} < input.txt",
               file=sys.stderr)
-        return dict(step=self.step, best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
+        per_epoch = len(epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch))
+        return dict(step=self.step, epochs=self.epoch + self.pos / per_epoch,
+                    best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run(argv)[0]
+
+
+def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
+    """What ``main`` does: its exit status, and ``Trainer.train``'s result (updates, epochs,
+    best dev BLEU, seconds, why it stopped) when the run ended by a rule, else None."""
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.band and args.variant != "cursors":
@@ -444,12 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
         try:
             trainer = group.together(lambda: Trainer(args, group), one_line)
-            trainer.train()
+            result = trainer.train()
         except (*one_line, distributed.RankError) as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return 2, None
         except Terminated as e:
-            return 128 + e.signum  # 143, as if the signal had ended the process
+            return 128 + e.signum, None  # 143, as if the signal had ended the process
         except KeyboardInterrupt:
-            return 128 + signal.SIGINT  # 130
-    return 0
+            return 128 + signal.SIGINT, None  # 130
+    return 0, result

@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+import numpy as np
+
+from minirnnsearch import model
 from minirnnsearch.data.corpus import generate_pairs
 
 
@@ -13,3 +16,15 @@ def small_corpus(d: Path, n: int, max_words: int, n_dev: int, seed: int) -> Path
         (d / f"{name}.en").write_text("\n".join(e for e, _ in part) + "\n", encoding="utf-8")
         (d / f"{name}.fr").write_text("\n".join(f for _, f in part) + "\n", encoding="utf-8")
     return d
+
+
+def grads64_batches() -> list[list[tuple[list[int], list[int]]]]:
+    """Two global batches of (source ids, target ids): 5 pairs of unequal lengths, and 1 pair."""
+    rng = np.random.default_rng(5)
+    pairs = [(rng.integers(4, 20, rng.integers(1, 7)).tolist(),
+              rng.integers(4, 20, rng.integers(1, 7)).tolist()) for _ in range(6)]
+    return [pairs[:5], pairs[5:]]
+
+
+def grads64_config() -> model.Config:
+    return model.Config(src_vocab=20, tgt_vocab=20, emb=5, hidden=6, align=4, maxout=3)

@@ -15,24 +15,13 @@ import signal
 import sys
 
 import numpy as np
+from helpers import grads64_batches, grads64_config
 from mpi4py import MPI
 
 from minirnnsearch import distributed, model, training
 from minirnnsearch.backend import to_host
 
 RANK = MPI.COMM_WORLD.Get_rank()
-
-
-def grads64_batches() -> list[list[tuple[list[int], list[int]]]]:
-    """Two global batches of (source ids, target ids): 5 pairs of unequal lengths, and 1 pair."""
-    rng = np.random.default_rng(5)
-    pairs = [(rng.integers(4, 20, rng.integers(1, 7)).tolist(),
-              rng.integers(4, 20, rng.integers(1, 7)).tolist()) for _ in range(6)]
-    return [pairs[:5], pairs[5:]]
-
-
-def grads64_config() -> model.Config:
-    return model.Config(src_vocab=20, tgt_vocab=20, emb=5, hidden=6, align=4, maxout=3)
 
 
 def grads64(out: str) -> None:

@@ -53,7 +53,7 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
     for r in lines:
         assert set(r) >= {"step", "epoch", "loss", "dev_loss", "dev_bleu", "tokens_per_s",
                           "elapsed"}
-        assert np.isfinite(r["dev_loss"]) and r["tokens_per_s"] > 0
+        assert np.isfinite(r["dev_loss"])  # tokens_per_s and elapsed: measured, not tested
     err = capsys.readouterr().err
     assert err.count("sacrebleu signature: nrefs:1|case:mixed|eff:no|tok:13a") == 1
     assert "sample:" in err and str(tmp_path / "best.npz") in err

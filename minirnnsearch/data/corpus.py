@@ -362,12 +362,16 @@ def builtin_corpus(cache_dir: str | Path, seed: int = 1234, n_train: int = 50000
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.corpus",
                                  description="Write a built-in corpus and print its statistics.")
     ap.add_argument("outdir")
     ap.add_argument("--pair", default="en-fr", choices=tuple(PAIRS))
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     paths = builtin_corpus(args.outdir, pair=args.pair)
     for p in paths.values():
         lengths = sorted(len(line.split()) for line in p.read_text(encoding="utf-8").splitlines())

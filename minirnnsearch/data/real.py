@@ -236,7 +236,7 @@ def _package(path: str) -> tuple[str, str, str]:
     return pkg, version, f"/usr/share/doc/{pkg}/copyright"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.real",
                                  description="Build a parallel corpus from translation "
                                              "catalogues (see the module docstring).")
@@ -248,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev", type=int, default=1000, help="dev pairs")
     ap.add_argument("--test", type=int, default=2000, help="test pairs")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     en, _, lang = args.pair.partition("-")
     if en != "en" or not lang:
         print(f"error: --pair {args.pair}: expected en-LANG (catalogues translate from English)",

@@ -19,8 +19,11 @@ optional dependency: ``pip install -e ".[subword]"``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
+import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -166,11 +169,7 @@ def compare(train: tuple[str, str], dev: tuple[str, str], pieces: int, work: Pat
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-    import tempfile
-
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.subword",
                                  description="Measure a joint subword model against one per "
                                              "side (see compare).")
@@ -179,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dev_src")
     ap.add_argument("dev_tgt")
     ap.add_argument("--pieces", type=int, default=8000)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as work:
             result = compare((args.train_src, args.train_tgt), (args.dev_src, args.dev_tgt),
