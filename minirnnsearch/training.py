@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # Adam's usual 1e-3 reached dev loss 3.09 after 500 updates on the built-in corpus, 3e-3 reached
 # 0.89 (small preset, batch 80): the default here is 3e-3.
 ADAM_LR = 3e-3
+LOG_EVERY = 20  # updates between two reads of the training loss (each read waits for a GPU)
 
 
 class TrainingError(RuntimeError):
@@ -229,12 +230,50 @@ def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
     return total / tokens
 
 
+@dataclass
+class Meter:
+    """Training loss and throughput between two log lines, and tokens/s over this run's steps.
+    The loss is summed on the device and read once per log interval (a read waits for a GPU)."""
+
+    clock: Callable[[], float]
+    since: float                # when the last log line was
+    loss_sum: Any = 0.0         # device scalar: the summed loss of the steps since the last log
+    steps: int = 0
+    tokens: int = 0             # target tokens since the last log
+    run_tokens: int = 0         # target tokens and seconds in steps, this run
+    step_time: float = 0.0
+
+    def add(self, loss: Any, n_tokens: int, seconds: float) -> None:
+        self.loss_sum = self.loss_sum + loss
+        self.steps += 1
+        self.tokens += n_tokens
+        self.run_tokens += n_tokens
+        self.step_time += seconds
+
+    def read(self) -> tuple[float, float]:
+        """Mean loss per step and tokens/s since the last read, then start over."""
+        loss = float(to_host(self.loss_sum)) / self.steps
+        now = self.clock()
+        tokens_per_s = self.tokens / (now - self.since)
+        self.loss_sum, self.steps, self.tokens, self.since = 0.0, 0, 0, now
+        return loss, tokens_per_s
+
+    def finite(self) -> bool:
+        """Whether the loss summed since the last read is finite (a read waits for a GPU)."""
+        return not self.steps or math.isfinite(float(to_host(self.loss_sum)))
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.run_tokens / self.step_time
+
+
 class Trainer:
     """The state of one run: parameters, optimiser, position in the data, validation record."""
 
-    def __init__(self, args: argparse.Namespace,
-                 group: distributed.Local | None = None) -> None:
+    def __init__(self, args: argparse.Namespace, group: distributed.Local | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.args = args
+        self.clock = clock  # seconds; a test drives --max-time with its own
         self.group = group or distributed.Local()  # ranks of a data-parallel run (MPI)
         self.out = Path(args.out)
         self.backend = get_backend(args.device)
@@ -337,100 +376,138 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def train(self) -> dict[str, Any]:
-        args = self.args
+        """Train until a stop rule says so; the order of events is here, each rule below."""
+        self.prepare_out()
+        start = self.clock()
+        meter = Meter(self.clock, since=start)
+        loss, stop = float("nan"), ""
+        bar = self.progress_bar()
+        self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
+        try:
+            for batch in self.batches():
+                t0 = self.clock()
+                meter.add(*self.train_step(batch), self.clock() - t0)
+                bar.update(1)
+                elapsed = self.clock() - start
+                stop = self.group.agree_stop(self.limit_reached(elapsed))  # rank 0's clock
+                validating = self.validation_due(stop)
+                if validating or self.log_due():
+                    loss = self.log(meter, bar)  # and always before anything is saved
+                if validating:
+                    if self.group.is_root:
+                        self.validate(loss, meter.tokens_per_s, elapsed)  # `best` if better
+                    self.save("last")
+                    stop = self.group.agree_stop(self.out_of_patience() or stop)
+                    self.group.check_same("the parameters", self.fingerprint)
+                if stop:
+                    break
+            else:
+                stop = f"{self.args.epochs} epochs done"
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, or either on any rank
+            bar.close()
+            self.save_interrupted(e, meter)
+            raise
+        bar.close()
+        return self.finish(stop, self.clock() - start)
+
+    def prepare_out(self) -> None:
+        """The run directory, without the temporaries of ended runs' unfinished saves."""
         make_dir(self.out)
         stale = remove_stale_temporaries(self.out)
         if stale:
             print(f"{self.out}: removed {len(stale)} temporary files of ended runs' unfinished "
                   f"saves ({', '.join(p.name for p in stale)})", file=sys.stderr)
-        start = time.perf_counter()
-        max_steps = args.max_steps if args.max_steps is not None else math.inf
-        log_every = 20
-        loss_sum, loss_steps = 0.0, 0      # summed on the device, read once per log interval
-        tokens, last_log_time = 0, start    # target tokens since the last log
-        run_tokens, step_time = 0, 0.0      # for tokens/s over this run's updates
-        bar = tqdm(total=None if math.isinf(max_steps) else max_steps, initial=self.step,
-                   disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
-        stop = ""
-        last_loss = float("nan")
-        self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
-        try:
-            while not stop:
-                if self.epoch >= args.epochs:
-                    stop = f"{args.epochs} epochs done"
-                    break
-                batches = epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch)
-                while self.pos < len(batches):
-                    t0 = time.perf_counter()
-                    # each rank its share; gradients summed over ranks, weighted by tokens;
-                    # dropout masks from (seed, step): the same on a resume and on every rank
-                    pairs = [self.corpus.train[k] for k in batches[self.pos]]
-                    masks = model.dropout_masks(
-                        self.cfg, len(pairs), args.dropout,
-                        np.random.default_rng([args.seed, self.step]), self.backend)
-                    loss, grads, n_tokens = distributed.loss_and_grads(
-                        self.group, self.params, self.cfg, self.backend, pairs, masks)
-                    clip_grad_norm(grads, args.clip)
-                    self.opt.step(self.params, grads)
-                    self.step += 1
-                    self.pos += 1
-                    loss_sum = loss_sum + loss
-                    loss_steps += 1
-                    tokens += n_tokens
-                    run_tokens += n_tokens
-                    step_time += time.perf_counter() - t0
-                    bar.update(1)
-                    elapsed = time.perf_counter() - start
-                    if self.step >= max_steps:
-                        stop = f"--max-steps {args.max_steps} reached"
-                    elif args.max_time is not None and elapsed >= 60 * args.max_time:
-                        stop = f"--max-time {args.max_time:g} minutes reached"
-                    elif self.pos == len(batches) and self.epoch + 1 >= args.epochs:
-                        stop = f"{args.epochs} epochs done"  # validated and saved below
-                    stop = self.group.agree_stop(stop)  # rank 0's clock and any rank's Ctrl-C
-                    validating = self.step % args.valid_every == 0 or bool(stop)
-                    if validating or self.step % log_every == 0 or self.pos == len(batches):
-                        # one host sync per log interval, and always before anything is saved
-                        last_loss = float(to_host(loss_sum)) / loss_steps
-                        if not math.isfinite(last_loss):
-                            raise TrainingError(
-                                f"training loss became {last_loss} by step {self.step}: stopped "
+
+    def progress_bar(self) -> tqdm:
+        max_steps = self.args.max_steps
+        return tqdm(total=max_steps, initial=self.step, disable=self.args.quiet, unit="step",
+                    dynamic_ncols=True, file=sys.stderr)
+
+    def batches(self) -> Iterator[list[int]]:
+        """The batches (pair indices) from the position in the data to the end of --epochs.
+        ``train_step`` moves the position; the end of an epoch moves on to the next one."""
+        while self.epoch < self.args.epochs:
+            order = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, self.epoch)
+            self.epoch_size = len(order)
+            while self.pos < len(order):
+                yield order[self.pos]
+            self.epoch, self.pos = self.epoch + 1, 0
+
+    def train_step(self, batch: list[int]) -> tuple[Any, int]:
+        """One update on the pairs ``batch``: the loss (on the device) and its target tokens.
+
+        Each rank its share of the pairs; gradients summed over ranks, weighted by tokens, then
+        rescaled to L2 norm at most --clip (appendix B.2). Dropout masks come from (seed, step):
+        the same on a resume and on every rank."""
+        pairs = [self.corpus.train[k] for k in batch]
+        masks = model.dropout_masks(self.cfg, len(pairs), self.args.dropout,
+                                    np.random.default_rng([self.args.seed, self.step]),
+                                    self.backend)
+        loss, grads, n_tokens = distributed.loss_and_grads(
+            self.group, self.params, self.cfg, self.backend, pairs, masks)
+        clip_grad_norm(grads, self.args.clip)
+        self.opt.step(self.params, grads)
+        self.step += 1
+        self.pos += 1
+        return loss, n_tokens
+
+    def limit_reached(self, elapsed: float) -> str:
+        """Why this run stops after this step ('' if it goes on): --max-steps, --max-time
+        (``elapsed`` seconds of this run), or the last batch of the last epoch."""
+        a = self.args
+        if a.max_steps is not None and self.step >= a.max_steps:
+            return f"--max-steps {a.max_steps} reached"
+        if a.max_time is not None and elapsed >= 60 * a.max_time:
+            return f"--max-time {a.max_time:g} minutes reached"
+        if self.pos == self.epoch_size and self.epoch + 1 >= a.epochs:
+            return f"{a.epochs} epochs done"  # validated and saved like any stop
+        return ""
+
+    def validation_due(self, stop: str) -> bool:
+        """Every --valid-every updates, and at every stop (so ``last`` holds the final state)."""
+        return self.step % self.args.valid_every == 0 or bool(stop)
+
+    def log_due(self) -> bool:
+        """The loss is read from the device every ``LOG_EVERY`` updates and at an epoch's end."""
+        return self.step % LOG_EVERY == 0 or self.pos == self.epoch_size
+
+    def log(self, meter: Meter, bar: tqdm) -> float:
+        """The mean training loss since the last log, shown on the bar; TrainingError if it is
+        not finite (nothing saved, so the checkpoints on disk stay good)."""
+        loss, tokens_per_s = meter.read()
+        if not math.isfinite(loss):
+            raise TrainingError(f"training loss became {loss} by step {self.step}: stopped "
                                 f"without saving; the checkpoints in {self.out} are untouched "
                                 "(try a lower --lr or --clip)")
-                        now = time.perf_counter()
-                        bar.set_postfix(loss=f"{last_loss:.3f}",
-                                        tok_s=f"{tokens / (now - last_log_time):.0f}")
-                        loss_sum, loss_steps, tokens, last_log_time = 0.0, 0, 0, now
-                    if validating:
-                        if self.group.is_root:
-                            self.validate(last_loss, run_tokens / step_time, elapsed)
-                        self.save("last")
-                        if self.bad_validations >= args.patience:
-                            stop = f"no better dev BLEU in {args.patience} validations"
-                        stop = self.group.agree_stop(stop)  # rank 0 keeps the record
-                        self.group.check_same("the parameters", self.fingerprint)
-                    if stop:
-                        break
-                if self.pos >= len(batches):
-                    self.epoch, self.pos = self.epoch + 1, 0
-        except KeyboardInterrupt as e:
-            bar.close()
-            why = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
-            if loss_steps and not math.isfinite(float(to_host(loss_sum))):
-                print(f"{why}; the loss was not finite, so nothing was saved in {self.out}",
-                      file=sys.stderr)
-            else:
-                self.save("last")
-                print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
-                      f"continue with --resume --out {self.out}", file=sys.stderr)
-            raise
-        bar.close()
-        elapsed = time.perf_counter() - start
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        return loss
+
+    def out_of_patience(self) -> str:
+        """Why to stop after this validation ('' to go on): --patience validations in a row
+        without a better dev BLEU."""
+        if self.bad_validations >= self.args.patience:
+            return f"no better dev BLEU in {self.args.patience} validations"
+        return ""
+
+    def save_interrupted(self, e: KeyboardInterrupt, meter: Meter) -> None:
+        """Ctrl-C or SIGTERM: save ``last`` (unless the loss since the last log is not finite)
+        and say how to resume."""
+        why = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
+        if not meter.finite():
+            print(f"{why}; the loss was not finite, so nothing was saved in {self.out}",
+                  file=sys.stderr)
+        else:
+            self.save("last")
+            print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
+                  f"continue with --resume --out {self.out}", file=sys.stderr)
+
+    def finish(self, stop: str, elapsed: float) -> dict[str, Any]:
         print(f"stopped: {stop}. {self.step} updates, {elapsed / 60:.1f} minutes.\n"
               f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
               f"translate with: python translate.py --model {self.out} < input.txt",
               file=sys.stderr)
-        per_epoch = len(epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch))
+        per_epoch = len(epoch_batches(self.lengths, self.args.batch_size, self.args.seed,
+                                      self.epoch))
         return dict(step=self.step, epochs=self.epoch + self.pos / per_epoch,
                     best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
 
