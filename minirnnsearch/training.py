@@ -46,7 +46,7 @@ from .cli import (
     probability,
     vocab_size,
 )
-from .data.batching import epoch_batches, filter_by_length, make_batch
+from .data.batching import batches_per_epoch, epoch_batches, filter_by_length, make_batch
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
 from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
@@ -321,6 +321,7 @@ class Trainer:
             print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
                   f"batch {self.pos})", file=sys.stderr)
         self.lengths = [(len(s), len(t)) for s, t in self.corpus.train]
+        self.epoch_size = batches_per_epoch(len(self.lengths), args.batch_size)
         self.signature_shown = False
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -419,8 +420,11 @@ class Trainer:
                   f"saves ({', '.join(p.name for p in stale)})", file=sys.stderr)
 
     def progress_bar(self) -> tqdm:
-        max_steps = self.args.max_steps
-        return tqdm(total=max_steps, initial=self.step, disable=self.args.quiet, unit="step",
+        """Updates done of the most this run will reach: --max-steps or the end of --epochs."""
+        to_the_end = max(self.step, self.step - self.pos
+                         + (self.args.epochs - self.epoch) * self.epoch_size)
+        total = min(self.args.max_steps or to_the_end, to_the_end)
+        return tqdm(total=total, initial=self.step, disable=self.args.quiet, unit="step",
                     dynamic_ncols=True, file=sys.stderr)
 
     def batches(self) -> Iterator[list[int]]:
@@ -428,7 +432,6 @@ class Trainer:
         ``train_step`` moves the position; the end of an epoch moves on to the next one."""
         while self.epoch < self.args.epochs:
             order = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, self.epoch)
-            self.epoch_size = len(order)
             while self.pos < len(order):
                 yield order[self.pos]
             self.epoch, self.pos = self.epoch + 1, 0

@@ -340,3 +340,19 @@ def test_dropout_is_refused_for_the_cursors(corpus, tmp_path, capsys):
     assert e.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "train.py: error: --dropout is not implemented for --variant cursors")
+
+
+@pytest.mark.parametrize(("epochs", "max_steps", "stop"), [
+    (1, 1000, "1 epochs done"), (2, 3, "--max-steps 3 reached")])
+def test_the_progress_bar_counts_to_the_nearer_end(corpus, tmp_path, capsys, epochs, max_steps,
+                                                   stop):
+    """The bar's total is --max-steps or the end of --epochs, whichever comes first, so a run
+    bounded by epochs alone has a total and an ETA too: it ends full, at its last update."""
+    argv = [a for a in args(corpus, tmp_path, "--epochs", str(epochs), "--max-steps",
+                            str(max_steps), "--batch-size", "40", "--valid-every", "1000")
+            if a != "--quiet"]
+    assert training.main(argv) == 0
+    err = capsys.readouterr().err
+    steps = checkpoint.load_checkpoint(tmp_path, "last")[2]["step"]
+    assert f"stopped: {stop}. {steps} updates" in err
+    assert "100%|" in err and f"| {steps}/{steps} [" in err
