@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,10 +153,83 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=output_dir, default="runs/default",
                    help="run directory (checkpoints, log)")
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint, exactly: the run's "
-                        "own model, seed, batch size, --max-len and optimiser are kept")
+                   help="continue the run in --out from its last checkpoint, exactly. A resumed "
+                        "run takes --epochs, --max-steps, --max-time, --valid-every, --patience, "
+                        "--device and --quiet from the command line; every other option is the "
+                        "run's own, and a different value is refused")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
+
+
+# A resumed run takes these options from the command line: how far it goes, when it validates,
+# how long it waits for a better dev BLEU, where it runs and what it shows. Every other option
+# is fixed by the run (``run_settings``), so that a resumed run computes what an unbroken run
+# computes; a different value on the command line is refused (``refuse_changes``).
+TAKEN_ON_RESUME = ("epochs", "max_steps", "max_time", "valid_every", "patience", "device",
+                   "quiet", "out", "resume")
+DATA_FILES = ("train_src", "train_tgt", "dev_src", "dev_tgt")
+# what a setting of None means, for the refusal's message
+NONE_MEANS = {"subword": "whole words", "pair": "its own data files",
+              **dict.fromkeys(DATA_FILES, "the built-in corpus")}
+
+
+def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """The fixed options of the run whose checkpoint meta is ``meta``, by argparse dest, as the
+    run was trained with them. Checkpoints saved before this record lack --preset,
+    --vocab-size, --valid-size, --clip and the data files: those are left out, so they cannot
+    be checked (and the command line's are used, as then)."""
+    cfg = model.Config.from_dict(meta["config"])
+    settings = {k: getattr(cfg, k) for k in ("variant", "band", "emb", "hidden", "align",
+                                             "maxout")}
+    settings.update({k: meta[k] for k in ("seed", "batch_size", "max_len", "optimizer")})
+    # lr None (older runs): the optimiser's default, read from an optimiser of no parameters
+    settings["lr"] = make_optimizer(meta["optimizer"], {}, meta["lr"]).lr
+    settings["pair"] = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
+    settings["dropout"] = meta.get("dropout", 0.0)  # and those from before --dropout without
+    settings["subword"] = (meta.get("subword") or {}).get("pieces")  # None: whole words
+    settings.update({k: meta[k] for k in ("preset", "vocab_size", "valid_size", "clip",
+                                          *DATA_FILES) if k in meta})
+    return settings
+
+
+def _same(dest: str, given: Any, run: Any) -> bool:
+    if dest in DATA_FILES:  # the same file, however it is named
+        return run is not None and Path(given).resolve() == Path(run)
+    return given == run
+
+
+def refuse_changes(args: argparse.Namespace, given: Collection[str],
+                   settings: dict[str, Any], out: Path) -> None:
+    """TrainingError, one line, if an option in ``given`` (argparse dests) that the run fixes
+    has another value in ``args`` than in the run's ``settings``; a note on stderr for those
+    the run's checkpoint is too old to record."""
+    fixed = [k for k in given if k not in TAKEN_ON_RESUME]
+    changed = [k for k in fixed if k in settings and not _same(k, getattr(args, k), settings[k])]
+    unknown = [k for k in fixed if k not in settings]
+    if unknown:
+        print(f"note: {out}/last.json predates the record of "
+              f"{', '.join(_flag(k) for k in unknown)}: not checked against the run",
+              file=sys.stderr)
+    if changed:
+        flags = ", ".join(f"{_flag(k)} {getattr(args, k)}" for k in changed)
+        have = ", ".join(str(NONE_MEANS[k] if settings[k] is None else settings[k])
+                         for k in changed)
+        it = "it" if len(changed) == 1 else "them"
+        raise TrainingError(f"{flags}: the run in {out} was trained with {have} and a resumed "
+                            f"run keeps {it}; start a new run with another --out")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def given_options(ap: argparse.ArgumentParser, argv: list[str] | None) -> list[str]:
+    """The options (argparse dests) that ``argv`` gives, not left to their defaults: parsed
+    again into a namespace whose every attribute is preset, which argparse then leaves alone
+    unless the option is there."""
+    unset = object()
+    probe = argparse.Namespace(**dict.fromkeys(vars(ap.parse_args(argv)), unset))
+    return [k for k, v in vars(ap.parse_args(argv, namespace=probe)).items() if v is not unset]
 
 
 @dataclass
@@ -271,7 +344,11 @@ class Trainer:
     """The state of one run: parameters, optimiser, position in the data, validation record."""
 
     def __init__(self, args: argparse.Namespace, group: distributed.Local | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 given: Collection[str] = ()) -> None:
+        """A new run from ``args``, or with ``args.resume`` the run in ``args.out`` continued:
+        ``args`` then take the run's fixed settings, and TrainingError if an option in
+        ``given`` (the options on the command line, argparse dests) differs from them."""
         self.args = args
         self.clock = clock  # seconds; a test drives --max-time with its own
         self.group = group or distributed.Local()  # ranks of a data-parallel run (MPI)
@@ -285,11 +362,10 @@ class Trainer:
             resumed = load_checkpoint(self.out, "last")
             meta = resumed[2]
             vocabs = (Vocab.from_dict(meta["src_vocab"]), Vocab.from_dict(meta["tgt_vocab"]))
-            # what fixes the data order and the model is the run's own, not the command line's
-            for k in ("seed", "batch_size", "max_len", "optimizer", "lr"):
-                setattr(args, k, meta[k])
-            args.pair = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
-            args.dropout = meta.get("dropout", 0.0)
+            settings = run_settings(meta)
+            refuse_changes(args, given, settings, self.out)
+            for k, v in settings.items():
+                setattr(args, k, v)
         else:
             vocabs = None
         self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(
@@ -304,6 +380,7 @@ class Trainer:
             if args.lr is None and args.optimizer == "adam":
                 args.lr = ADAM_LR
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
+            args.lr = self.opt.lr  # recorded as a number, the optimiser's default included
             self.step, self.epoch, self.pos = 0, 0, 0
             self.best_bleu, self.bad_validations = -1.0, 0
         else:
@@ -332,7 +409,12 @@ class Trainer:
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
                     batch_size=self.args.batch_size, max_len=self.args.max_len,
-                    pair=self.args.pair, subword=self.corpus.subword, dropout=self.args.dropout)
+                    pair=None if self.args.train_src else self.args.pair,
+                    subword=self.corpus.subword, dropout=self.args.dropout,
+                    preset=self.args.preset, vocab_size=self.args.vocab_size,
+                    valid_size=self.args.valid_size, clip=self.args.clip,
+                    **{k: str(Path(getattr(self.args, k)).resolve()) if self.args.train_src
+                       else None for k in DATA_FILES})
 
     def save(self, name: str) -> None:
         if self.group.is_root:
@@ -481,7 +563,7 @@ class Trainer:
         if not math.isfinite(loss):
             raise TrainingError(f"training loss became {loss} by step {self.step}: stopped "
                                 f"without saving; the checkpoints in {self.out} are untouched "
-                                "(try a lower --lr or --clip)")
+                                "(a new run with a lower --lr or --clip may go further)")
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
         return loss
 
@@ -525,17 +607,20 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
     best dev BLEU, seconds, why it stopped) when the run ended by a rule, else None."""
     ap = build_parser()
     args = ap.parse_args(argv)
-    if args.band and args.variant != "cursors":
-        ap.error("--band is for --variant cursors only")
-    if args.dropout and args.variant == "cursors":
-        ap.error("--dropout is not implemented for --variant cursors")
+    if not args.resume:  # a resumed run has its own, checked against the command line
+        if args.band and args.variant != "cursors":
+            ap.error("--band is for --variant cursors only")
+        if args.dropout and args.variant == "cursors":
+            ap.error("--dropout is not implemented for --variant cursors")
+    given = given_options(ap, argv)
     group = distributed.init()
     one_line = (DataError, CheckpointError, DeviceError, TrainingError)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
     # rank sets a flag and all stop after the same step)
     with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
         try:
-            trainer = group.together(lambda: Trainer(args, group), (*one_line, OSError))
+            trainer = group.together(lambda: Trainer(args, group, given=given),
+                                     (*one_line, OSError))
             result = trainer.train()
         except (*one_line, distributed.RankError) as e:
             print(f"error: {e}", file=sys.stderr)

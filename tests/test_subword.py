@@ -100,7 +100,8 @@ def test_resume_keeps_the_runs_subword_model(corpus, run, tmp_path):
     before = (out / "subword.model").read_bytes()
     record = checkpoint.load_checkpoint(out, "last")[2]["subword"]
     assert training.main(train_args(corpus, out, "--max-steps", "8", "--resume",
-                                    "--subword", "300")) == 0
+                                    "--subword", "300")) == 2  # another model: a new run
+    assert training.main(train_args(corpus, out, "--max-steps", "8", "--resume")) == 0
     assert (out / "subword.model").read_bytes() == before
     assert checkpoint.load_checkpoint(out, "last")[2]["subword"] == record
 

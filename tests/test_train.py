@@ -2,13 +2,16 @@
 
 import functools
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
+import sacrebleu
 from helpers import small_corpus
 
 from minirnnsearch import backend, checkpoint, model, training, translation
@@ -35,9 +38,7 @@ def test_resume_is_bitwise_exact(corpus, tmp_path):
     assert training.main(args(corpus, tmp_path / "a", "--max-steps", "7")) == 0
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "2")) == 0
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "4", "--resume")) == 0
-    # the run's own settings win over the command line's on resume
-    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "7", "--resume",
-                              "--seed", "99", "--lr", "0.5", "--batch-size", "3")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "7", "--resume")) == 0
     a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
     assert set(a) == set(b)
     for k in a:
@@ -284,7 +285,8 @@ def test_the_last_epoch_ends_with_a_validation_and_both_checkpoints(corpus, tmp_
     assert len(lines) == 1 and lines[0]["epoch"] == 1
     for name in ("best", "last"):
         assert checkpoint.load_checkpoint(tmp_path, name)[2]["step"] == lines[0]["step"]
-    assert training.main(args(corpus, tmp_path, "--epochs", "1", "--resume")) == 0
+    assert training.main(args(corpus, tmp_path, "--epochs", "1", "--resume",
+                              "--batch-size", "40")) == 0
     assert "stopped: 1 epochs done. " + str(lines[0]["step"]) in capsys.readouterr().err
 
 
@@ -356,3 +358,146 @@ def test_the_progress_bar_counts_to_the_nearer_end(corpus, tmp_path, capsys, epo
     steps = checkpoint.load_checkpoint(tmp_path, "last")[2]["step"]
     assert f"stopped: {stop}. {steps} updates" in err
     assert "100%|" in err and f"| {steps}/{steps} [" in err
+
+
+# -- resume: what a resumed run takes from the command line, and what the run fixes ------------
+
+@pytest.fixture(scope="module")
+def base_run(corpus, tmp_path_factory):
+    """A run of two updates (``args`` and --max-steps 2), not to be changed by the tests."""
+    out = tmp_path_factory.mktemp("base") / "run"
+    assert training.main(args(corpus, out, "--max-steps", "2")) == 0
+    return out
+
+
+def files_of(run):
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir())}
+
+
+def run_config(run):
+    return checkpoint.load_checkpoint(run, "last")[2]["config"]
+
+
+FIXED = [  # option, a value other than the base run's, what the run has (None: from its config)
+    ("--train-src", "dev.en", "train.en"), ("--train-tgt", "dev.fr", "train.fr"),
+    ("--dev-src", "train.en", "dev.en"), ("--dev-tgt", "train.fr", "dev.fr"),
+    ("--pair", "en-de", "its own data files"), ("--max-len", "20", "50"),
+    ("--vocab-size", "100", "30000"), ("--subword", "50", "whole words"),
+    ("--variant", "encdec", "rnnsearch"), ("--preset", "small", "tiny"),
+    ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
+    ("--maxout", "7", None), ("--band", "2", "0"), ("--batch-size", "9", "8"),
+    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--clip", "2.0", "1.0"),
+    ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "have"), FIXED)
+def test_a_resumed_run_refuses_another_value_of_a_fixed_option(corpus, base_run, capsys, flag,
+                                                               value, have):
+    if flag.endswith(("-src", "-tgt")):
+        value, have = str(corpus / value), str((corpus / have).resolve())
+    elif have is None:
+        have = str(run_config(base_run)[flag[2:]])
+    before = files_of(base_run)
+    argv = args(corpus, base_run, "--resume", "--max-steps", "3") + [flag, value]
+    assert training.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"error: {flag} {value}: the run in {base_run} was trained with {have} and a resumed "
+        "run keeps it; start a new run with another --out")
+    assert err.count("error") == 1 and "Traceback" not in err
+    assert files_of(base_run) == before
+
+
+def test_every_option_is_taken_or_fixed_on_resume_and_help_says_which(base_run):
+    """No option falls between the rules: each is taken from the command line on resume, or
+    recorded by the run and checked (so a new option must be put in one or the other)."""
+    ap = training.build_parser()
+    fixed = training.run_settings(checkpoint.load_checkpoint(base_run, "last")[2])
+    assert set(vars(ap.parse_args([]))) == set(training.TAKEN_ON_RESUME) | set(fixed)
+    assert {flag[2:].replace("-", "_") for flag, _, _ in FIXED} == set(fixed)
+    resume_help = " ".join(ap.format_help().split("--resume  ")[1].split())
+    for dest in set(training.TAKEN_ON_RESUME) - {"out", "resume"}:
+        assert "--" + dest.replace("_", "-") in resume_help
+
+
+def test_several_changed_options_are_one_line(corpus, base_run, capsys):
+    argv = args(corpus, base_run, "--resume", "--seed", "5", "--lr", "0.5")
+    assert training.main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: --lr 0.5, --seed 5: the run in {base_run} was trained with 0.003, 1234 and a "
+        "resumed run keeps them; start a new run with another --out")
+
+
+def test_only_options_given_count_and_the_runs_own_data_is_kept(corpus, base_run, tmp_path,
+                                                                 monkeypatch):
+    """A resume that names no option but --out takes every fixed setting from the run, its data
+    files included (not the defaults: the built-in corpus, batch size 80, the small preset)."""
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    monkeypatch.chdir(tmp_path)  # the built-in corpus would be built here
+    assert training.main(["--out", str(run), "--resume", "--max-steps", "3", "--quiet"]) == 0
+    meta = checkpoint.load_checkpoint(run, "last")[2]
+    assert meta["step"] == 3 and meta["batch_size"] == 8 and meta["preset"] == "tiny"
+    assert meta["train_src"] == str((corpus / "train.en").resolve())
+    assert not (tmp_path / ".cache").exists()
+
+
+def resumed(base_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    return run
+
+
+def log_steps(run):
+    return [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_resumed_run_takes_max_steps_valid_every_and_epochs(corpus, base_run, tmp_path,
+                                                              capsys):
+    run = resumed(base_run, tmp_path)
+    assert log_steps(run) == [2]
+    assert training.main(args(corpus, run, "--resume", "--max-steps", "5", "--valid-every",
+                              "2")) == 0
+    assert log_steps(run) == [2, 4, 5]  # the run's own --valid-every 3 would give 3, 5
+    assert training.main(args(corpus, run, "--resume", "--epochs", "1", "--valid-every",
+                              "1000")) == 0
+    meta = checkpoint.load_checkpoint(run, "last")[2]
+    assert "stopped: 1 epochs done" in capsys.readouterr().err
+    assert (meta["epoch"], meta["pos"]) == (0, meta["step"]) and meta["step"] > 5
+
+
+def test_a_resumed_run_takes_patience(corpus, base_run, tmp_path, monkeypatch, capsys):
+    run = resumed(base_run, tmp_path)
+    scripted_bleu(monkeypatch, [0.0] * 10)  # never better than the base run's first 0
+    assert training.main(args(corpus, run, "--resume", "--patience", "2", "--valid-every",
+                              "1", "--max-steps", "20")) == 0
+    assert "stopped: no better dev BLEU in 2 validations. 4 updates" in capsys.readouterr().err
+
+
+def test_a_resumed_run_takes_device_and_quiet(corpus, base_run, tmp_path, capsys, monkeypatch):
+    run = resumed(base_run, tmp_path)
+    loud = [a for a in args(corpus, run, "--resume", "--max-steps", "3") if a != "--quiet"]
+    assert training.main(loud) == 0
+    assert "%|" in capsys.readouterr().err  # a progress bar, though the run was --quiet
+    monkeypatch.setattr(backend, "_gpu_available", lambda: False)
+    before = files_of(run)
+    fails(args(corpus, run, "--resume", "--device", "gpu"), capsys, "--device gpu")
+    assert files_of(run) == before
+
+
+def scripted_bleu(monkeypatch, scores):
+    """sacrebleu.BLEU scoring the dev set ``scores[0]``, ``scores[1]``, ... at validations."""
+    left = iter(scores)
+
+    class Scripted:
+        def __init__(self, **kwargs):
+            pass
+
+        def corpus_score(self, hyps, refs):
+            return types.SimpleNamespace(score=next(left))
+
+        def get_signature(self):
+            return "scripted"
+
+    monkeypatch.setattr(sacrebleu, "BLEU", Scripted)
