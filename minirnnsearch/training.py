@@ -4,10 +4,12 @@ One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json``
 state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
-bit for bit. Ctrl-C and SIGTERM both save ``last`` and say how to resume (exit status 130 and
-143); at start-up, checkpoint temporaries left by runs killed outright are removed. A failure of
-the system under the run (a full disk, a run directory that is not writable) ends it with one
-line naming the file (``oserrors``), and the checkpoints and log on disk stay whole.
+bit for bit; so a resumed run keeps the run's settings, and refuses another value of one on
+the command line (``TAKEN_ON_RESUME`` names those it takes). Ctrl-C and SIGTERM both save
+``last`` and say how to resume (exit status 130 and 143); at start-up, checkpoint temporaries
+left by runs killed outright are removed. A failure of the system under the run (a full disk,
+a run directory that is not writable) ends it with one line naming the file (``oserrors``),
+and the checkpoints and log on disk stay whole.
 """
 
 from __future__ import annotations
