@@ -486,6 +486,28 @@ def test_a_resumed_run_takes_device_and_quiet(corpus, base_run, tmp_path, capsys
     assert files_of(run) == before
 
 
+def trainer(argv, clock):
+    """A Trainer made as ``main`` makes it, with its own clock."""
+    ap = training.build_parser()
+    return training.Trainer(ap.parse_args(argv), clock=clock,
+                            given=training.given_options(ap, argv))
+
+
+def test_max_time_counts_this_runs_minutes_on_the_clock(corpus, base_run, tmp_path, capsys):
+    """With a clock on which each update takes a minute: --max-time 3 stops a new run after 3
+    updates, and a resumed run 3 updates after it resumed; no real wait."""
+    t = trainer(args(corpus, tmp_path / "new", "--max-time", "3"), lambda: 60.0 * t.step)
+    assert t.train()["stop"] == "--max-time 3 minutes reached"
+    assert t.step == 3 and checkpoint.load_checkpoint(tmp_path / "new", "last")[2]["step"] == 3
+    assert json.loads((tmp_path / "new" / "log.jsonl").read_text().splitlines()[-1])[
+        "elapsed"] == 180
+    run = resumed(base_run, tmp_path)
+    t = trainer(args(corpus, run, "--resume", "--max-time", "3"), lambda: 60.0 * t.step)
+    assert t.train()["stop"] == "--max-time 3 minutes reached" and t.step == 2 + 3
+
+
+# -- the rules of the loop, each pinned ---------------------------------------------------------
+
 def scripted_bleu(monkeypatch, scores):
     """sacrebleu.BLEU scoring the dev set ``scores[0]``, ``scores[1]``, ... at validations."""
     left = iter(scores)
@@ -501,3 +523,83 @@ def scripted_bleu(monkeypatch, scores):
             return "scripted"
 
     monkeypatch.setattr(sacrebleu, "BLEU", Scripted)
+
+
+def test_patience_stops_after_exactly_n_validations_without_a_better_bleu_and_best_is_the_best(
+        corpus, tmp_path, monkeypatch, capsys):
+    """Dev BLEU 1, 0.5, 2, 1, 2, 1.5, ... at updates 1, 2, 3, ...: the best is 2 at update 3
+    (the later 2 is no better); with --patience 3, the run stops after validation 6, the third
+    in a row without a better BLEU (the 0.5 at update 2 was followed by a better one)."""
+    scripted_bleu(monkeypatch, [1.0, 0.5, 2.0, 1.0, 2.0, 1.5, *[0.0] * 10])
+    fast = ("--batch-size", "40", "--valid-size", "3", "--valid-every", "1")
+    assert training.main(args(corpus, tmp_path / "run", *fast, "--patience", "3",
+                              "--max-steps", "15")) == 0
+    assert "stopped: no better dev BLEU in 3 validations. 6 updates" in capsys.readouterr().err
+    assert log_steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6]
+    best_params, _, best = checkpoint.load_checkpoint(tmp_path / "run", "best")
+    last = checkpoint.load_checkpoint(tmp_path / "run", "last")[2]
+    assert (best["step"], best["best_bleu"], best["bad_validations"]) == (3, 2.0, 0)
+    assert (last["step"], last["best_bleu"], last["bad_validations"]) == (6, 2.0, 3)
+    monkeypatch.undo()
+    assert training.main(args(corpus, tmp_path / "three", *fast, "--max-steps", "3")) == 0
+    for k, v in params_of(tmp_path / "three").items():  # best holds update 3's parameters
+        np.testing.assert_array_equal(best_params[k], v, err_msg=k)
+
+
+def whole_state(run, name="last"):
+    params, opt, meta = checkpoint.load_checkpoint(run, name)
+    position = {k: meta[k] for k in ("step", "epoch", "pos", "best_bleu", "bad_validations")}
+    return params, opt, position
+
+
+def test_resume_across_epoch_boundaries_continues_the_whole_state(corpus, tmp_path):
+    """Runs stopped at the very end of the first epoch, inside the second and inside the third
+    (each resume crossing an epoch's end) reach the state of an unbroken run: parameters,
+    optimiser state and step count, epoch, position, best BLEU and bad validations, the log."""
+    n_pairs = len((corpus / "train.en").read_text(encoding="utf-8").splitlines())
+    epoch = training.batches_per_epoch(n_pairs, 40)
+    stops = (epoch, epoch + 3, 2 * epoch + 1)
+    assert 0 < 3 < epoch  # the second stop inside the second epoch
+    fast = ("--batch-size", "40", "--valid-size", "3", "--valid-every", "1",
+            "--patience", "1000")
+    assert training.main(args(corpus, tmp_path / "a", *fast, "--max-steps",
+                              str(stops[-1]))) == 0
+    for k, stop in enumerate(stops):
+        resume = ("--resume",) if k else ()
+        assert training.main(args(corpus, tmp_path / "b", *fast, *resume, "--max-steps",
+                                  str(stop))) == 0
+        meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]  # after batch stop - 1
+        assert (meta["epoch"], meta["pos"]) == ((stop - 1) // epoch, (stop - 1) % epoch + 1)
+    for name in ("last", "best"):
+        a, b = whole_state(tmp_path / "a", name), whole_state(tmp_path / "b", name)
+        for x, y in zip(a[:2], b[:2], strict=True):
+            assert set(x) == set(y)
+            for k in x:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}: {k}")
+        assert a[2] == b[2]
+    assert whole_state(tmp_path / "b")[2]["bad_validations"] > 0  # something to carry over
+
+    def log(run):
+        keep = ("step", "epoch", "loss", "dev_loss", "dev_bleu")
+        return [{k: json.loads(x)[k] for k in keep}
+                for x in (run / "log.jsonl").read_text().splitlines()]
+
+    assert log(tmp_path / "a") == log(tmp_path / "b")
+
+
+def test_clipping_inside_the_loop_bounds_the_update(corpus, tmp_path):
+    """SGD with lr 1 moves the parameters by exactly the clipped gradient: its global L2 norm
+    is --clip when the gradient is longer (the first update's is, by far, as --clip 1e6
+    shows)."""
+    def update_norm(clip):
+        out = tmp_path / clip
+        assert training.main(args(corpus, out, "--optimizer", "sgd", "--lr", "1", "--clip",
+                                  clip, "--max-steps", "1", "--valid-size", "1")) == 0
+        after, _, meta = checkpoint.load_checkpoint(out, "last")
+        before = model.init_params(model.Config.from_dict(meta["config"]),
+                                   backend.get_backend("cpu"), meta["seed"])
+        return np.sqrt(sum(np.sum((after[k].astype(np.float64) - before[k]) ** 2)
+                           for k in after))
+
+    assert update_norm("1e6") > 10 * 0.002
+    assert update_norm("0.002") == pytest.approx(0.002, rel=1e-4)
