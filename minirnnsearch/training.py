@@ -474,14 +474,16 @@ class Trainer:
                 meter.add(*self.train_step(batch), self.clock() - t0)
                 bar.update(1)
                 elapsed = self.clock() - start
-                stop = self.group.agree_stop(self.limit_reached(elapsed))  # rank 0's clock
+                # rank 0's clock decides; a Ctrl-C on any rank interrupts them all here
+                stop = self.group.agree_stop(self.limit_reached(elapsed))
                 validating = self.validation_due(stop)
                 if validating or self.log_due():
-                    loss = self.log(meter, bar)  # and always before anything is saved
+                    loss = self.log(meter, bar)  # the NaN check, before anything is saved
                 if validating:
                     if self.group.is_root:
                         self.validate(loss, meter.tokens_per_s, elapsed)  # `best` if better
                     self.save("last")
+                    # rank 0 keeps the validation record, so its patience decides
                     stop = self.group.agree_stop(self.out_of_patience() or stop)
                     self.group.check_same("the parameters", self.fingerprint)
                 if stop:
