@@ -531,7 +531,7 @@ def test_patience_stops_after_exactly_n_validations_without_a_better_bleu_and_be
     (the later 2 is no better); with --patience 3, the run stops after validation 6, the third
     in a row without a better BLEU (the 0.5 at update 2 was followed by a better one)."""
     scripted_bleu(monkeypatch, [1.0, 0.5, 2.0, 1.0, 2.0, 1.5, *[0.0] * 10])
-    fast = ("--batch-size", "40", "--valid-size", "3", "--valid-every", "1")
+    fast = ("--valid-size", "3", "--valid-every", "1")
     assert training.main(args(corpus, tmp_path / "run", *fast, "--patience", "3",
                               "--max-steps", "15")) == 0
     assert "stopped: no better dev BLEU in 3 validations. 6 updates" in capsys.readouterr().err
@@ -552,16 +552,22 @@ def whole_state(run, name="last"):
     return params, opt, position
 
 
-def test_resume_across_epoch_boundaries_continues_the_whole_state(corpus, tmp_path):
+@pytest.fixture(scope="module")
+def few_pairs(tmp_path_factory):
+    """A corpus of a few batches per epoch, for runs of several epochs."""
+    return small_corpus(tmp_path_factory.mktemp("few"), 100, 12, 10, seed=11)
+
+
+def test_resume_across_epoch_boundaries_continues_the_whole_state(few_pairs, tmp_path):
     """Runs stopped at the very end of the first epoch, inside the second and inside the third
     (each resume crossing an epoch's end) reach the state of an unbroken run: parameters,
     optimiser state and step count, epoch, position, best BLEU and bad validations, the log."""
+    corpus = few_pairs
     n_pairs = len((corpus / "train.en").read_text(encoding="utf-8").splitlines())
-    epoch = training.batches_per_epoch(n_pairs, 40)
+    epoch = training.batches_per_epoch(n_pairs, 8)
     stops = (epoch, epoch + 3, 2 * epoch + 1)
     assert 0 < 3 < epoch  # the second stop inside the second epoch
-    fast = ("--batch-size", "40", "--valid-size", "3", "--valid-every", "1",
-            "--patience", "1000")
+    fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "1000")
     assert training.main(args(corpus, tmp_path / "a", *fast, "--max-steps",
                               str(stops[-1]))) == 0
     for k, stop in enumerate(stops):
