@@ -595,9 +595,7 @@ class Trainer:
               f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
               f"translate with: python translate.py --model {self.out} < input.txt",
               file=sys.stderr)
-        per_epoch = len(epoch_batches(self.lengths, self.args.batch_size, self.args.seed,
-                                      self.epoch))
-        return dict(step=self.step, epochs=self.epoch + self.pos / per_epoch,
+        return dict(step=self.step, epochs=self.epoch + self.pos / self.epoch_size,
                     best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
 
 
