@@ -275,8 +275,10 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None,
     train = [(src_seg.encode(s), tgt_seg.encode(t)) for s, t in raw]
     dev = _read(paths["dev_src"], paths["dev_tgt"])
     if vocabs is None:
-        vocabs = (Vocab.build([s for s, _ in train], args.vocab_size),
-                  Vocab.build([t for _, t in train], args.vocab_size))
+        # with subword units every piece of the model counts once more, so each is in
+        # (while --vocab-size allows): no text has an <unk> then
+        vocabs = (Vocab.build([*(s for s, _ in train), src_seg.pieces()], args.vocab_size),
+                  Vocab.build([*(t for _, t in train), tgt_seg.pieces()], args.vocab_size))
     src_vocab, tgt_vocab = vocabs
     ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in train]
     kept = filter_by_length(ids, args.max_len)

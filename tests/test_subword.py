@@ -84,9 +84,6 @@ def test_subword_run_translates_raw_text_to_raw_text(run, capsys):
     assert "--unk-replace does nothing" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: the run's vocabulary holds only the pieces "
-                   "the segmented training text uses, so byte pieces of digits and characters it "
-                   "lacks are <unk>, against docs/real-data.md's 'so there is no <unk>'")
 def test_digits_and_unseen_characters_reach_the_model_as_known_pieces(run):
     tr = translation.Translator(run, device="cpu")
     for text in ("42", "Zebra", "漢"):

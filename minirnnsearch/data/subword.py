@@ -47,6 +47,10 @@ class Segmenter(Protocol):
     def show(self, token: str) -> str:
         """A token as printed beside an alignment."""
 
+    def pieces(self) -> list[str]:
+        """Tokens every vocabulary of a run must hold whether or not the training text uses
+        them (none for words)."""
+
 
 class WordSegmenter:
     """Words and punctuation with joiner marks (``tokenize.py``)."""
@@ -61,6 +65,9 @@ class WordSegmenter:
 
     def show(self, token: str) -> str:
         return token.replace(JOINER, "")
+
+    def pieces(self) -> list[str]:
+        return []
 
 
 def _sentencepiece() -> Any:
@@ -93,6 +100,14 @@ class SubwordSegmenter:
 
     def show(self, token: str) -> str:
         return token
+
+    def pieces(self) -> list[str]:
+        """Every piece of the model but its control and unknown symbols: with byte fallback
+        any text segments into these, so a vocabulary that holds them all has no <unk> (the
+        byte pieces of digits and of characters the training text lacks included)."""
+        sp = self.sp
+        return [sp.id_to_piece(i) for i in range(sp.get_piece_size())
+                if not (sp.is_control(i) or sp.is_unknown(i))]
 
 
 def _read(path: Path) -> bytes:
