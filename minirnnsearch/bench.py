@@ -4,6 +4,8 @@
     python -m minirnnsearch.bench --preset paper        # B 80, S 30, T 30, E 620, H 1000, V 30000
     python -m minirnnsearch.bench --compare torch       # and PyTorch on the same shapes
     python -m minirnnsearch.bench --variant rnnsearch cursors   # both, steps interleaved
+    python -m minirnnsearch.bench --preset small --profile --steps 5   # where a step's time goes
+    python -m minirnnsearch.bench --compare torch --corpus DIR --minutes M   # BLEU after M min
 
 Prints one JSON line per variant: target tokens/s and ms per training step (forward, backward,
 clipping, Adam; the median of the timed steps after a warm-up), beam-decoding sentences/s (T
@@ -15,11 +17,37 @@ with the BLAS kernel in use and, where that is not the best kernel the CPU suppo
 It also prints the machine's 1-minute load average at the start and the end of the run: on a
 shared machine, numbers are comparable only within one run.
 
-``--compare torch`` also times the two PyTorch references of ``reference_torch`` (what a
-PyTorch user writes, and the paper's GRU from torch ops) on the same batch, with Adam and
-clipping as here: ``--rounds`` rounds (3), each timing ``--steps`` steps of this code and then
-of each reference, and reports the medians over rounds and this code's speed-up over each
-(the peak memory is then the process's, PyTorch's included).
+``--profile`` (NumPy only) first runs ``--steps`` steps of the first variant under the op
+profiler of ``opprofile.py`` and prints on stderr a table of milliseconds per step: a row per
+op (the function of this package that made the NumPy call: ``gru_step_forward``,
+``attention_step_backward``, ``softmax_xent_forward``, the model's products outside the loops,
+``Adam._update``, ``clip_grad_norm``, ...), a column per kind of work (matrix products,
+transcendental functions, other elementwise work, reductions, copies, Python), the kinds'
+shares, and the same step timed without the profiler for comparison; the JSON line gets the
+table too (``profile_ms_per_step``, ``profile_ms_by_kind``). For a before/after comparison, run
+the same command on both versions, alone on the machine.
+
+``--compare torch`` times this code and the two PyTorch references of ``reference_torch`` (what a
+PyTorch user writes, ``torch_user``, and the paper's GRU from torch ops, ``torch_paper_gru``)
+on the same batch (the same seed), with Adam and clipping as here, each side in its own fresh
+process: ``--rounds`` rounds (3), each running one process per side in turn (this code,
+``torch_user``, ``torch_paper_gru``, this code, ...), each process timing ``--steps`` steps after
+``--warmup`` and reporting its median as JSON. Why processes: NumPy's OpenBLAS keeps its
+threads alive between calls, and PyTorch keeps its own OpenMP pool; in one process the two pools
+compete for the same cores, and PyTorch's steps were measurably slower there than alone in a
+fresh process (issue 21), so an in-process comparison favoured this code. Each side gets
+``--threads`` threads (default: the BLAS threads of this process, which is OpenBLAS's default of
+one per core unless ``OPENBLAS_NUM_THREADS`` says otherwise: 2 on this project's 2-core
+machines), the same number for both: this code's BLAS through
+``OMP/OPENBLAS/MKL_NUM_THREADS``, PyTorch through ``torch.set_num_threads`` (its processes give
+NumPy's BLAS 1 thread: NumPy only makes the batch there). One JSON line gives the rounds, the
+medians (ms rounded to the microsecond first; medians and ratios computed from the rounded
+values), this code's speed-up over each, and each side's peak memory; the sgemm peak and the
+decoding are measured in the parent afterwards, with the same threads.
+
+``--compare torch --corpus DIR --minutes M`` compares translation quality instead of speed:
+each side trained alone for M minutes on the same corpus, both scored by sacrebleu the same way
+(``quality.py`` says how).
 """
 
 from __future__ import annotations
@@ -30,10 +58,9 @@ if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once
     _blas.init()
 
 import argparse
-import cProfile
+import importlib.util
 import json
 import os
-import pstats
 import resource
 import statistics
 import subprocess
@@ -44,15 +71,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from . import blas, decode, distributed, model
+from . import blas, decode, distributed, model, opprofile
 from .backend import Array, Backend, get_backend, to_host
-from .cli import beam_size, non_negative_int, positive_int, vocab_size
+from .cli import (
+    beam_size,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    vocab_size,
+)
 from .data.batching import Batch, make_batch
+from .data.io import DataError
 from .data.vocab import EOS_ID
 from .optim import Optimizer, clip_grad_norm, make_optimizer
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from .oserrors import reports_os_errors
 
 PRESETS = {
     "small": dict(batch=64, src_len=20, tgt_len=20, emb=128, hidden=256, align=256, maxout=128,
@@ -113,18 +148,20 @@ def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def best_kernel_gflops(kernel: str) -> float | None:
+def best_kernel_gflops(kernel: str, threads: int | None = None) -> float | None:
     """``matmul_gflops`` on NumPy in a child process with ``OPENBLAS_CORETYPE=kernel`` (the
-    kernel is chosen when NumPy loads, so it cannot change in this process); None if it fails."""
+    kernel is chosen when NumPy loads, so it cannot change in this process) and ``threads``
+    BLAS threads (None: the default); None if it fails."""
     code = ("from minirnnsearch.backend import get_backend; from minirnnsearch.bench import "
             "matmul_gflops; print(matmul_gflops(get_backend('cpu')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, blas.VARIABLE: kernel})
+                         env={**blas.thread_env(threads), blas.VARIABLE: kernel})
     return float(out.stdout) if out.returncode == 0 else None
 
 
-def peak(backend: Backend) -> dict:
-    """sgemm GFLOP/s with the BLAS kernel in use and with the best one this CPU supports."""
+def peak(backend: Backend, threads: int | None = None) -> dict:
+    """sgemm GFLOP/s with the BLAS kernel in use and with the best one this CPU supports
+    (``threads``: the BLAS threads of the child that times the best kernel; None: default)."""
     mm = matmul_gflops(backend)
     if backend.name != "numpy":
         return dict(blas_kernel=None, matmul_gflops=round(mm, 1), best_kernel=None,
@@ -133,42 +170,48 @@ def peak(backend: Backend) -> dict:
     best = blas.best_kernel(blas.cpu_flags())
     best_mm: float | None = mm
     if best is not None and str(in_use).lower() != best.lower():
-        best_mm = best_kernel_gflops(best)
+        best_mm = best_kernel_gflops(best, threads)
     else:
         best = in_use
     return dict(blas_kernel=in_use, matmul_gflops=round(mm, 1), best_kernel=best,
                 best_matmul_gflops=None if best_mm is None else round(best_mm, 1))
 
 
-def torch_steps(cfg: model.Config, host: Batch, params: dict[str, Array],
-                lr: float) -> dict[str, Callable[[], None]]:
-    """Training steps (forward, backward, clipping to norm 1, Adam at ``lr``) of the two
-    PyTorch references on the same batch, in float32: ``user`` (nn.GRU, nn.GRUCell) and
-    ``paper_gru`` (the paper's GRU from torch ops, starting from ``params``)."""
+def torch_step(name: str, cfg: model.Config, host: Batch, params: dict[str, Array],
+               lr: float) -> Callable[[], None]:
+    """A training step (forward, backward, clipping to norm 1, Adam at ``lr``) of one PyTorch
+    reference on ``host``, in float32: ``user`` (nn.GRU, nn.GRUCell, PyTorch's initialisation
+    from ``torch.manual_seed(0)``) or ``paper_gru`` (the paper's GRU from torch ops, starting
+    from ``params``)."""
     import torch
 
     from . import reference_torch
 
-    user = reference_torch.UserRNNsearch(cfg)
-    src, tgt = torch.as_tensor(host.src), torch.as_tensor(host.tgt)
-    src_mask, tgt_mask = torch.as_tensor(host.src_mask), torch.as_tensor(host.tgt_mask)
-    paper = {k: torch.tensor(to_host(v), requires_grad=True) for k, v in params.items()}
-    steps = {}
-    for name, weights, loss_fn in (
-        ("user", list(user.parameters()), lambda: user(src, src_mask, tgt, tgt_mask)),
-        ("paper_gru", list(paper.values()),
-         lambda: reference_torch.paper_loss(paper, cfg, host)),
-    ):
-        opt = torch.optim.Adam(weights, lr=lr)
+    if name == "user":
+        torch.manual_seed(0)
+        user = reference_torch.UserRNNsearch(cfg)
+        src, tgt = torch.as_tensor(host.src), torch.as_tensor(host.tgt)
+        src_mask, tgt_mask = torch.as_tensor(host.src_mask), torch.as_tensor(host.tgt_mask)
+        weights = list(user.parameters())
 
-        def step(opt=opt, weights=weights, loss_fn=loss_fn) -> None:
-            opt.zero_grad()
-            loss_fn().backward()
-            torch.nn.utils.clip_grad_norm_(weights, 1.0)
-            opt.step()
+        def loss_fn() -> Any:
+            return user(src, src_mask, tgt, tgt_mask)
+    else:
+        paper = {k: torch.tensor(to_host(v), requires_grad=True) for k, v in params.items()}
+        weights = list(paper.values())
 
-        steps[name] = step
-    return steps
+        def loss_fn() -> Any:
+            return reference_torch.paper_loss(paper, cfg, host)
+
+    opt = torch.optim.Adam(weights, lr=lr)
+
+    def step() -> None:
+        opt.zero_grad()
+        loss_fn().backward()
+        torch.nn.utils.clip_grad_norm_(weights, 1.0)
+        opt.step()
+
+    return step
 
 
 def _setup(args: argparse.Namespace, backend: Backend, variant: str
@@ -205,55 +248,140 @@ def _median_time(f: Callable[[], Any], warmup: int, repeats: int) -> float:
     return _median_times([f], warmup, repeats)[0]
 
 
+def our_step(cfg: model.Config, params: dict, opt: Optimizer, batch: Batch
+             ) -> Callable[[], None]:
+    """A training step of this code: loss and gradients, clipping to norm 1, the optimiser."""
+    def step() -> None:
+        loss, grads = model.loss_and_grads(params, cfg, batch)
+        clip_grad_norm(grads, 1.0)
+        opt.step(params, grads)
+        to_host(loss)  # wait for the device
+    return step
+
+
+def profile(args: argparse.Namespace, cfg: model.Config, params: dict, batch: Batch
+            ) -> dict[str, dict[str, float]]:
+    """``--warmup`` then ``--steps`` steps of this code on Timed copies of ``params`` and
+    ``batch`` (``opprofile``): per op, ms per step by kind, NumPy ``calls`` and the ``gflop``
+    of its matmul calls per step; ops by total time, largest first."""
+    params_t = {k: opprofile.timed(v) for k, v in params.items()}
+    step = our_step(cfg, params_t, make_optimizer("adam", params_t),
+                    Batch(*(opprofile.timed(a) for a in batch)))
+    for _ in range(args.warmup):
+        step()
+    overhead = opprofile.calibrate()
+    rec = opprofile.record(step, args.steps)
+    calls = opprofile.calls_per_step(rec, args.steps)
+    gflop = opprofile.gflop_per_step(rec, args.steps)
+    return {op: {**row, "calls": calls.get(op, 0.0), "gflop": gflop.get(op, 0.0)}
+            for op, row in opprofile.table(rec, args.steps, overhead).items()}
+
+
 def run(args: argparse.Namespace) -> list[dict]:
-    """One result dict per variant of ``args.variant``, their training steps interleaved (and
-    with ``--compare torch``, the PyTorch references' steps too, in ``--rounds`` rounds)."""
+    """One result dict per variant of ``args.variant``, their training steps interleaved."""
     load_start = os.getloadavg()[0]  # the machine may be shared: its 1-minute load, start and end
     backend = get_backend(args.device)
     setups = [_setup(args, backend, v) for v in args.variant]
     pairs = setups[0][1]
-    host = make_batch([s for s, _ in pairs], [t for _, t in pairs])
-    batch = host.to(backend)
-
-    def stepper(cfg: model.Config, params: dict, opt: Optimizer) -> Callable[[], None]:
-        def step() -> None:
-            loss, grads = model.loss_and_grads(params, cfg, batch)
-            clip_grad_norm(grads, 1.0)
-            opt.step(params, grads)
-            to_host(loss)  # wait for the device
-        return step
-
-    steps = [stepper(cfg, p, opt) for cfg, _, p, opt in setups]
-    cfg0, _, params0, opt0 = setups[0]
-    others = torch_steps(cfg0, host, params0, opt0.lr) if args.compare == "torch" else {}
-    if args.profile:  # where the time of the first variant's steps goes, on stderr
-        profiler = cProfile.Profile()
-        profiler.runcall(lambda: [steps[0]() for _ in range(args.warmup + args.steps)])
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
-    rounds = [_median_times([*steps, *others.values()], args.warmup if r == 0 else 0, args.steps)
-              for r in range(args.rounds if others else 1)]   # each round times all of them
-    step_s = [statistics.median(r[k] for r in rounds) for k in range(len(rounds[0]))]
+    batch = make_batch([s for s, _ in pairs], [t for _, t in pairs]).to(backend)
+    steps = [our_step(cfg, p, opt, batch) for cfg, _, p, opt in setups]
+    if args.profile:  # where the time of the first variant's steps goes
+        prof = profile(args, setups[0][0], setups[0][2], batch)
+    step_s = _median_times(steps, args.warmup, args.steps)
     sgemm = peak(backend)
     results = [_result(args, backend, cfg, params, batch, t, sgemm)
-               for (cfg, _, params, _), t in zip(setups, step_s[: len(steps)], strict=True)]
+               for (cfg, _, params, _), t in zip(setups, step_s, strict=True)]
     for r in results:
         r["load_avg"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
-    if others:
+    if args.profile:
+        ops = {op: {k: row[k] for k in opprofile.KINDS} for op, row in prof.items()}
+        print(opprofile.format_table(
+            ops, {op: row["calls"] for op, row in prof.items()},
+            {op: row["gflop"] for op, row in prof.items()}, 1000 * step_s[0],
+            results[0]["gflop_per_step"]), file=sys.stderr)
+        results[0]["profile_ms_per_step"] = {
+            op: {k: round(v, 3) for k, v in row.items() if v} for op, row in prof.items()}
+        results[0]["profile_ms_by_kind"] = {
+            k: round(v, 3) for k, v in opprofile.by_kind(ops).items()}
+    return results
+
+
+SIDES = ("ours", "torch_user", "torch_paper_gru")  # --compare torch, in this order each round
+
+
+def time_side(args: argparse.Namespace) -> dict:
+    """The child process of one side of ``--compare torch``: the median seconds of ``--steps``
+    training steps after ``--warmup``, with the threads it used and its peak memory."""
+    backend = get_backend(args.device, quiet=True)
+    cfg, pairs, params, opt = _setup(args, backend, args.variant[0])
+    host = make_batch([s for s, _ in pairs], [t for _, t in pairs])
+    if args.side == "ours":
+        step = our_step(cfg, params, opt, host.to(backend))
+        info: dict[str, Any] = dict(threads=blas.loaded()["threads"])
+    else:
         import torch
 
-        B, T = args.batch, args.tgt_len
-        ours = step_s[0]
-        results[0].update(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
-                          rounds=args.rounds,
-                          ours_ms_per_round=[round(1000 * r[0], 1) for r in rounds])
-        for k, name in enumerate(others, start=len(steps)):
-            other_s = step_s[k]
-            results[0].update({
-                f"torch_{name}_ms_per_round": [round(1000 * r[k], 1) for r in rounds],
-                f"torch_{name}_ms_per_step": round(1000 * other_s, 1),
-                f"torch_{name}_target_tokens_per_s": round(B * T / other_s, 1),
-                f"speedup_vs_torch_{name}": round(other_s / ours, 2)})
-    return results
+        torch.set_num_threads(args.threads)
+        step = torch_step(args.side.removeprefix("torch_"), cfg, host, params, opt.lr)
+        info = dict(threads=torch.get_num_threads(), torch_version=torch.__version__)
+    return dict(side=args.side, step_s=_median_time(step, args.warmup, args.steps),
+                peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+                **info)
+
+
+class SideError(RuntimeError):
+    """A side's process of ``--compare torch`` failed; the message says which and why."""
+
+
+def run_side(args: argparse.Namespace, side: str) -> dict:
+    """``time_side`` for ``side`` in a fresh process (``python -m minirnnsearch.bench --side``)
+    with ``args.threads`` threads: this code's BLAS, or PyTorch's pool (NumPy's BLAS gets 1)."""
+    shapes = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
+        "batch", "src_len", "tgt_len", "emb", "hidden", "align", "maxout", "vocab", "band",
+        "steps", "warmup", "device", "threads")]
+    cmd = [sys.executable, "-m", "minirnnsearch.bench", "--side", side,
+           "--variant", args.variant[0], *shapes]
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         env=blas.thread_env(args.threads, None if side == "ours" else 1))
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        why = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SideError(f"--compare torch: the {side} process failed (status "
+                        f"{out.returncode}): {why}")
+    return json.loads(lines[-1])
+
+
+def compare_torch(args: argparse.Namespace) -> dict:
+    """``--compare torch``: ``--rounds`` rounds of one fresh process per side (``SIDES``), then
+    this code's line of numbers with both sides' rounds, medians and ratios."""
+    load_start = os.getloadavg()[0]
+    rounds = [{side: run_side(args, side) for side in SIDES} for _ in range(args.rounds)]
+    # ms rounded to the microsecond first; medians and ratios from the rounded values
+    per_round = {side: [round(1000 * r[side]["step_s"], 3) for r in rounds] for side in SIDES}
+    median_ms = {side: round(statistics.median(per_round[side]), 3) for side in SIDES}
+    backend = get_backend(args.device)
+    cfg, pairs, params, _ = _setup(args, backend, args.variant[0])
+    batch = make_batch([s for s, _ in pairs], [t for _, t in pairs]).to(backend)
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        sgemm = peak(backend, args.threads)
+        result = _result(args, backend, cfg, params, batch, median_ms["ours"] / 1000, sgemm)
+    B, T = args.batch, args.tgt_len
+    result.update(
+        load_avg=[round(load_start, 1), round(os.getloadavg()[0], 1)], threads=args.threads,
+        processes="one fresh process per side and round",
+        torch_version=rounds[0]["torch_user"]["torch_version"],
+        torch_threads=rounds[0]["torch_user"]["threads"],
+        ours_blas_threads=rounds[0]["ours"]["threads"], rounds=args.rounds,
+        peak_rss_gb=max(r["ours"]["peak_rss_gb"] for r in rounds),
+        ours_ms_per_round=per_round["ours"], ours_ms_per_step=median_ms["ours"])
+    for side in SIDES[1:]:
+        result.update({
+            f"{side}_ms_per_round": per_round[side],
+            f"{side}_ms_per_step": median_ms[side],
+            f"{side}_target_tokens_per_s": round(B * T / (median_ms[side] / 1000), 1),
+            f"{side}_peak_rss_gb": max(r[side]["peak_rss_gb"] for r in rounds),
+            f"speedup_vs_{side}": round(median_ms[side] / median_ms["ours"], 3)})
+    return result
 
 
 def _result(args: argparse.Namespace, backend: Backend, cfg: model.Config, params: dict,
@@ -334,14 +462,12 @@ def launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"error: --ranks needs mpiexec beside {sys.executable}: pip install -e \".[mpi]\"",
               file=sys.stderr)
         return 2
-    env = dict(os.environ)
-    if args.threads is not None:
-        env.update({v: str(args.threads) for v in THREAD_VARIABLES})
     return subprocess.run([str(mpiexec), "-n", str(args.ranks), sys.executable, "-m",
-                           "minirnnsearch.bench", *argv], env=env).returncode
+                           "minirnnsearch.bench", *argv], env=blas.thread_env(args.threads)
+                          ).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small")
@@ -364,25 +490,66 @@ def main(argv: list[str] | None = None) -> int:
                          "batch shared among them); tokens/s in total and per rank")
     ap.add_argument("--threads", type=positive_int,
                     help="with --ranks: BLAS/OpenMP threads per rank (sets " +
-                         ", ".join(THREAD_VARIABLES) + ")")
+                         ", ".join(blas.THREAD_VARIABLES) + "); with --compare torch: the "
+                         "threads of each side (default: this process's BLAS threads, one per "
+                         "core unless OPENBLAS_NUM_THREADS is set)")
     ap.add_argument("--compare", choices=("torch",),
-                    help="also time the PyTorch references (pip install -e \".[compare]\")")
+                    help="also time the PyTorch references, each side in its own process "
+                         "(pip install -e \".[compare]\")")
     ap.add_argument("--rounds", type=positive_int, default=3,
                     help="interleaved rounds with --compare")
+    ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # a --compare child
+    q = ap.add_argument_group(
+        "quality at equal time (--compare torch --corpus DIR --minutes M, see quality.py): "
+        "train.py's defaults except the sizes given here (--preset, --emb, --hidden, --align, "
+        "--maxout, --batch, --vocab)")
+    q.add_argument("--corpus", help="directory of train/dev/test files SPLIT.LANG")
+    q.add_argument("--minutes", type=positive_float, help="wall time of each side's training")
+    q.add_argument("--pair", help="SRC-TGT languages of --corpus's files (default: its two "
+                                  "train files' languages, English first)")
+    q.add_argument("--out", type=output_dir, default="runs/compare-torch",
+                   help="where each side's run and test translations go (OUT/ours, OUT/torch)")
+    q.add_argument("--max-steps", type=positive_int, help="stop each side after N updates")
     ap.add_argument("--profile", action="store_true",
-                    help="first profile the steps of the first variant (cProfile, on stderr), "
-                         "then time as usual")
+                    help="first profile --steps steps of the first variant by op and kind of "
+                         "work (NumPy only; a table on stderr), then time as usual")
+    return ap
+
+
+@reports_os_errors  # a full stdout: one line
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    if args.side is not None:  # one side of --compare torch, in its own process
+        for k, v in PRESETS[args.preset].items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
+        print(json.dumps(time_side(args)))
+        return 0
+    if (args.corpus is None) != (args.minutes is None) or (
+            args.corpus is not None and args.compare != "torch"):
+        ap.error("--corpus and --minutes go together, with --compare torch")
     if args.compare == "torch":
-        if len(args.variant) > 1 or args.ranks is not None:
-            ap.error("--compare torch times one --variant in one process")
-        try:
-            import torch  # noqa: F401
-        except ImportError:
+        if len(args.variant) > 1 or args.ranks is not None or args.profile:
+            ap.error("--compare torch times one --variant, without --ranks or --profile")
+        if importlib.util.find_spec("torch") is None:  # not imported here: its own processes
             print("error: --compare torch needs PyTorch: pip install -e \".[compare]\"",
                   file=sys.stderr)
             return 2
+        if args.threads is None:
+            args.threads = blas.loaded()["threads"] or os.cpu_count() or 1
+        if args.corpus is not None:  # sizes left unset: train.py's defaults
+            from . import quality
+
+            try:
+                print(json.dumps(quality.compare(args)))
+            except DataError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            return 0
+    if args.profile and get_backend(args.device, quiet=True).name != "numpy":
+        ap.error("--profile times NumPy calls: use --device cpu")
     print(blas.describe(), file=sys.stderr)
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k) is None:
@@ -395,6 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         result = run_ranks(args)
         if result is not None:
             print(json.dumps(result))
+        return 0
+    if args.compare == "torch":
+        try:
+            print(json.dumps(compare_torch(args)))
+        except SideError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     results = run(args)
     for r in results:

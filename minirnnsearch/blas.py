@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 VARIABLE = "OPENBLAS_CORETYPE"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 # OpenBLAS x86-64 kernels, best first, with the CPU flags (as /proc/cpuinfo names them) that
 # each one's code uses. Later Intel kernels (Cooperlake, SapphireRapids) add bfloat16 routines
@@ -81,6 +82,18 @@ def choose_kernel(
         return Choice(None, "no known kernel for this CPU's flags: OpenBLAS's own detection")
     environ[VARIABLE] = kernel
     return Choice(kernel, "the best kernel this CPU's flags support")
+
+
+def thread_env(threads: int | None, blas_threads: int | None = None) -> dict[str, str]:
+    """This process's environment for a child process, with the OpenMP, OpenBLAS and MKL
+    threads (``THREAD_VARIABLES``) set to ``threads`` (None: as they are), and OpenBLAS's alone
+    to ``blas_threads`` when given (a PyTorch child whose NumPy only makes batches: 1)."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update({v: str(threads) for v in THREAD_VARIABLES})
+    if blas_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    return env
 
 
 def init() -> Choice:

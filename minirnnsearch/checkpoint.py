@@ -6,7 +6,8 @@ which ties the two files together).
 Saving writes both files in full to temporary files in the run directory
 (``.NAME.npz.<pid>.tmp``, ``.NAME.json.<pid>.tmp``), flushed and fsynced, and only then renames
 them over the old pair, npz first, with Ctrl-C and SIGTERM held back between the two renames.
-So a failure, Ctrl-C or SIGTERM while writing leaves the old pair untouched, and only a hard
+So a failure (a full disk, a directory that is not writable), Ctrl-C or SIGTERM while writing
+leaves the old pair untouched and removes the temporaries, and only a hard
 crash between the two renames can leave a new npz beside the old json, which the fingerprint
 exposes on loading: a half-written or mismatched checkpoint is never loaded. A process killed
 outright (``kill -9``) while writing leaves its temporaries behind; ``remove_stale_temporaries``
@@ -23,13 +24,13 @@ import re
 import signal
 import threading
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from .backend import Array, to_host
+from .oserrors import doing, make_dir, remove_quietly, temporary, write_synced
 
 FORMAT_VERSION = 1
 # held back while a checkpoint pair is renamed: Ctrl-C, and what schedulers send before a kill
@@ -40,12 +41,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message is one line naming the path and why."""
 
 
-def _temporary(path: Path) -> Path:
-    """Where this process writes ``path`` before renaming it: ``.NAME.<pid>.tmp`` beside it."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-# what _temporary makes of a checkpoint's two files: .NAME.npz.<pid>.tmp, .NAME.json.<pid>.tmp
+# what oserrors.temporary makes of a checkpoint's files: .NAME.npz.<pid>.tmp, .NAME.json.<pid>.tmp
 _TEMPORARY = re.compile(r"\..+\.(?:npz|json)\.(?P<pid>[0-9]+)\.tmp")
 
 
@@ -85,14 +81,6 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     return removed
 
 
-def _write_synced(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write ``path`` with ``write(f)`` and force it to disk."""
-    with open(path, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -118,14 +106,15 @@ def _replace_all(pairs: list[tuple[Path, Path]], run_dir: Path) -> None:
                 previous[sig] = signal.signal(sig, lambda signum, frame: held.append(signum))
     try:
         for tmp, final in pairs:
-            os.replace(tmp, final)
+            with doing("write", final):
+                os.replace(tmp, final)
         if os.name == "posix":
-            fd = os.open(run_dir, os.O_RDONLY)
-            try:
-                with contextlib.suppress(OSError):  # some file systems cannot sync a directory
+            with contextlib.suppress(OSError):  # some file systems cannot sync a directory
+                fd = os.open(run_dir, os.O_RDONLY)
+                try:
                     os.fsync(fd)
-            finally:
-                os.close(fd)
+                finally:
+                    os.close(fd)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -139,20 +128,22 @@ def save_checkpoint(run_dir: str | Path, name: str, params: dict[str, Array],
     any old pair only once both new files are complete; returns the npz path. ``meta`` must be
     JSON-serialisable; ``format_version`` and ``npz_sha256`` are added to it."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(run_dir)
     arrays = {f"param/{k}": to_host(v) for k, v in params.items()}
     arrays.update({f"optim/{k}": to_host(v) for k, v in opt_state.items()})
     npz, js = run_dir / f"{name}.npz", run_dir / f"{name}.json"
-    npz_tmp, js_tmp = _temporary(npz), _temporary(js)
+    npz_tmp, js_tmp = temporary(npz), temporary(js)
     try:
-        _write_synced(npz_tmp, lambda f: np.savez(f, **arrays))
-        doc = {**meta, "format_version": FORMAT_VERSION, "npz_sha256": _sha256(npz_tmp)}
+        with doing("write", npz):
+            write_synced(npz_tmp, lambda f: np.savez(f, **arrays))
+            doc = {**meta, "format_version": FORMAT_VERSION, "npz_sha256": _sha256(npz_tmp)}
         text = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
-        _write_synced(js_tmp, lambda f: f.write(text))
+        with doing("write", js):
+            write_synced(js_tmp, lambda f: f.write(text))
         _replace_all([(npz_tmp, npz), (js_tmp, js)], run_dir)
     finally:
         for tmp in (npz_tmp, js_tmp):
-            tmp.unlink(missing_ok=True)  # gone after a successful save
+            remove_quietly(tmp)  # gone after a successful save
     return npz
 
 
@@ -171,8 +162,9 @@ def load_checkpoint(run_dir: str | Path, name: str = "best"
     """(parameters, optimiser state, meta) of ``run_dir/name``, as NumPy arrays on the host.
 
     Raises CheckpointError, one line naming the path, if the directory or checkpoint is
-    missing, either file is unreadable, truncated or foreign, the format version differs, or
-    the two files were not written together.
+    missing, either file is not valid JSON, truncated or foreign, the format version differs,
+    or the two files were not written together; and OSError, marked as a failure to read the
+    file (``oserrors.doing``), if the system cannot read one (or it vanished since the check).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -185,28 +177,32 @@ def load_checkpoint(run_dir: str | Path, name: str = "best"
         there = sorted(p.stem for p in run_dir.glob("*.npz") if checkpoint_exists(run_dir, p.stem))
         raise CheckpointError(f"{run_dir}: no checkpoint {name!r} (there: "
                               f"{', '.join(there) if there else 'none'})")
+    with doing("read", js):
+        text = js.read_bytes()
     try:
-        meta = json.loads(js.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+        meta = json.loads(text.decode("utf-8"))
+    except ValueError as e:  # bad JSON or bad UTF-8
         raise CheckpointError(f"{js}: unreadable ({_why(e)})") from None
     if not isinstance(meta, dict) or "format_version" not in meta:
         raise CheckpointError(f"{js}: not a minirnnsearch checkpoint (no format_version)")
     if meta["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{js}: written by format version {meta['format_version']}, "
                               f"this is version {FORMAT_VERSION}")
-    try:
-        loaded = np.load(npz, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (one .npy array, "
-                                  "not an npz archive)")
-        with loaded as f:
-            arrays = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{npz}: corrupt or truncated ({_why(e)})") from None
+    with doing("read", npz):
+        try:
+            loaded = np.load(npz, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (one .npy array, "
+                                      "not an npz archive)")
+            with loaded as f:
+                arrays = {k: f[k] for k in f.files}
+        except (zipfile.BadZipFile, ValueError, EOFError, KeyError) as e:
+            raise CheckpointError(f"{npz}: corrupt or truncated ({_why(e)})") from None
+        fingerprint = _sha256(npz)
     params = {k.removeprefix("param/"): v for k, v in arrays.items() if k.startswith("param/")}
     if not params:
         raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (no param/ arrays)")
-    if meta.get("npz_sha256") != _sha256(npz):
+    if meta.get("npz_sha256") != fingerprint:
         raise CheckpointError(f"{npz}: does not match {js.name} (fingerprint differs: the two "
                               "files were not written together)")
     opt = {k.removeprefix("optim/"): v for k, v in arrays.items() if k.startswith("optim/")}

@@ -1,4 +1,7 @@
-"""How the decoder chooses its context c_i: one class per model of the paper's story.
+"""How the context models' decoder chooses its context c_i: one class per model of the paper's
+story (the fourth model, the cursors, has no c_i: ``cursor_model.py``).
+
+Shapes: B batch, S source length, T target length, H hidden, A alignment hidden.
 
     encdec     FixedVector  c_i = c = [fwd h_S ; bwd h_1]    the fixed-length vector (Cho et al.
                                                             2014; the paper's RNNencdec)
@@ -6,12 +9,9 @@
                                                             learnt alignment
     rnnsearch  SoftSearch   c_i = sum_j alpha_ij h_j,       the soft search (eq. 5-6)
                             alpha_i = softmax_j(v_a^T tanh(W_a s_{i-1} + U_a h_j))
-    cursors    Cursors      no c_i: a latent source cursor  Bahdanau's first idea; its decoder
-                            marginalised by dynamic         is in ``cursor_model.py``, its
-                            programming                     DP in ``nn/cursors.py``
 
 Each class has the same small interface, forward beside backward, so the decoder in
-``model.py`` is written once:
+``context_model.py`` is written once:
 
     param_shapes(cfg)                      its own parameters (W_a, U_a, v_a for the soft search)
     memory(packed, annotations)            what it computes once per sentence: a tuple of (B,...)
@@ -19,10 +19,7 @@ Each class has the same small interface, forward beside backward, so the decoder
     memory_backward(dmemory, annotations, packed, grads) -> dannotations (B,S,2H)
     step(packed, enc, s_prev, i)           one decoder step: c_i (B,2H), alpha_i (B,S) or None
                                            (the fixed vector has no alignment), and a cache
-
-``has_context`` is False only for the cursors: the decoder GRU then has no C.. matrices and the
-model's loss and decoder step are ``cursor_model.py``'s; the class gives the parameters and the
-per-sentence memory, so that ``model.encode`` stays the same for every variant.
+    has_alignment                          False when ``step`` gives no alpha_i (encdec)
 
 A context that does not depend on the decoder state (``state_free``) also gives all T contexts
 at once, so that their product with the decoder's C matrices is one product before the loop:
@@ -34,14 +31,15 @@ The soft search depends on s_{i-1}; its training backward goes step by step and 
 batched product for everything that can wait until after the loop:
 
     step_backward(dc, cache, packed, enc, grads) -> ds_prev (B,H) (its part), dq (B,A), dkeys
-    steps_backward(dc_all, dq_all, s_prev_all, caches, packed, grads) -> dannotations, dmemory
+    steps_backward(dc_all, dq_all, s_prev_all, caches, grads) -> dannotations (B,S,2H)
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from .backend import Array, namespace
+from .encoder import Encoded
 from .nn.attention import (
     attention_step_backward,
     attention_step_forward,
@@ -52,29 +50,12 @@ from .nn.attention import (
 )
 
 
-class Encoded(NamedTuple):
-    """What the decoder needs of the source, batch-major."""
-
-    annotations: Array          # (B,S,2H) h_j = [fwd h_j ; bwd h_j]
-    mask: Array                 # (B,S)    1 on real source tokens (with </s>), params' dtype
-    lengths: Array              # (B,)     real source lengths, integer
-    memory: tuple[Array, ...]   # the context's per-sentence arrays, (B,...) each
-
-
-def select(enc: Encoded, idx: Array) -> Encoded:
-    """Rows ``idx`` (K,) of every field: for beams, repeat or reorder the sentences."""
-    xp = namespace(enc.annotations)
-    take = lambda a: xp.take(a, idx, axis=0)  # noqa: E731
-    return Encoded(take(enc.annotations), take(enc.mask), take(enc.lengths),
-                   tuple(take(m) for m in enc.memory))
-
-
 class FixedVector:
     """RNNencdec: one vector for the whole sentence, c = [fwd h_S ; bwd h_1] (B,2H). The fwd
     state at the last padded position is each sentence's fwd h_{S_b}: padded steps keep it."""
 
     state_free = True
-    has_context = True
+    has_alignment = False
 
     def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
         return {}
@@ -115,7 +96,7 @@ class Diagonal:
     """Two cursors moving in step: c_i = h_min(i,S_b), a one-hot alignment (no parameters)."""
 
     state_free = True
-    has_context = True
+    has_alignment = True
 
     def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
         return {}
@@ -153,7 +134,7 @@ class SoftSearch:
     sentence); q = W_a s_{i-1} is one small product per step."""
 
     state_free = False
-    has_context = True
+    has_alignment = True
 
     def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
         H, A = cfg.hidden, cfg.align
@@ -201,44 +182,3 @@ class SoftSearch:
                          @ xp.reshape(dq_all, (T * B, dq_all.shape[2])))   # (H,A)
         alpha_all = xp.stack([c.alpha for c in caches], axis=1)           # (B,T,S)
         return context_backward_annotations(xp.permute_dims(dc_all, (1, 0, 2)), alpha_all)
-
-
-class Cursors:
-    """Bahdanau's first idea: no context vector. The source enters through two per-sentence
-    products, the stop scores' keys U_stop h_j and the emission's C_o h_j, shared by every
-    target step (``cursor_model.py`` and ``nn/cursors.py`` hold the rest):
-
-        u_ij = v_stop^T tanh(W_stop s_i + U_stop h_j) + b_stop     p_stop(i,j) = sigmoid(u_ij)
-        p(y_i | a_i=j) = softmax(W_o maxout(U_o s_i + V_o E y_{i-1} + C_o h_j) + b_o)
-    """
-
-    has_context = False
-
-    def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
-        H, A = cfg.hidden, cfg.align
-        return {"W_stop": (H, A), "U_stop": (2 * H, A), "v_stop": (A,), "b_stop": (1,)}
-
-    def memory(self, packed: dict[str, Array], annotations: Array) -> tuple[Array, ...]:
-        xp = namespace(annotations)
-        B, S, H2 = annotations.shape
-        h = xp.reshape(annotations, (B * S, H2))                          # (B*S,2H)
-        keys = h @ packed["U_stop"]                                       # (B*S,A)  U_stop h_j
-        out = h @ packed["C_o"]                                           # (B*S,2L) C_o h_j
-        return (xp.reshape(keys, (B, S, keys.shape[1])), xp.reshape(out, (B, S, out.shape[1])))
-
-    def memory_backward(self, dmemory: tuple[Array, ...], annotations: Array,
-                        packed: dict[str, Array], grads: dict[str, Array]) -> Array:
-        xp = namespace(annotations)
-        dkeys, dout = dmemory                                             # (B,S,A), (B,S,2L)
-        B, S, H2 = annotations.shape
-        h = xp.reshape(annotations, (B * S, H2))                          # (B*S,2H)
-        dk = xp.reshape(dkeys, (B * S, dkeys.shape[2]))
-        do = xp.reshape(dout, (B * S, dout.shape[2]))
-        grads["U_stop"] += h.T @ dk                                       # (2H,A)
-        grads["C_o"] += h.T @ do                                          # (2H,2L)
-        dh = dk @ packed["U_stop"].T + do @ packed["C_o"].T               # (B*S,2H)
-        return xp.reshape(dh, (B, S, H2))
-
-
-CONTEXTS: dict[str, Any] = {"encdec": FixedVector(), "diagonal": Diagonal(),
-                            "rnnsearch": SoftSearch(), "cursors": Cursors()}

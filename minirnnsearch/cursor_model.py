@@ -5,7 +5,7 @@ Shapes: B batch, S source length, T target length, E embedding, H hidden, A the 
 hidden size (cfg.align), L maxout units, V target vocabulary, W cells per target step (S, or
 2*band+1 with a band), N = B*T*W cells.
 
-    encoder   h_j as for every variant (model.encode)                               (B,S,2H)
+    encoder   h_j as for every variant (encoder.py)                                 (B,S,2H)
     s_0       = tanh(W_s bwd h_1 + b_s)                                             (B,H)
     decoder   s_i = GRU(s_{i-1}; input E y_{i-1}), no context: for the marginal to be exact
               the state must not depend on the cursor
@@ -20,15 +20,39 @@ hidden size (cfg.align), L maxout units, V target vocabulary, W cells per target
 
 Cost. The emission is a softmax over V for every (i,j) cell: S times RNNsearch's output layer.
 Its input is shared: the s_i/y part U_o s_i + V_o E y_{i-1} once per step (B,T,2L), the source
-part C_o h_j once per sentence (B,S,2L) (``contexts.Cursors.memory``); a cell adds the two. The
+part C_o h_j once per sentence (B,S,2L) (``memory``); a cell adds the two. The
 softmax runs chunk by chunk over cells (``chunk_rows``), so no (N,V) array exists; the backward
 recomputes each chunk's logits, because every posterior needs all the emissions first.
 
-Band (``cfg.band`` > 0, training only): the emissions of only the 2*band+1 cells around the
-diagonal j = (i+1) S_b // T_b - 1 (which is S_b-1 at the last step, so one trajectory always
-stays inside); the other cells count as impossible. The loss is then -log of the sum over the
-in-band trajectories, an upper bound of the exact loss. Decoding always uses every source
-position (the target length is not known while searching), and so does ``posterior``.
+Band (``cfg.band`` > 0, training only): the emissions of only W = 2*band+1 source positions
+per target step, the W nearest the diagonal j = (i+1) S_b // T_b - 1 in a window slid to stay
+inside the sentence (``cell_positions``); the other cells count as impossible. The diagonal is
+S_b-1 at the last step, so one trajectory always stays inside. A sentence's cells depend on its
+own lengths only, not on the sentences batched with it: one of at most W positions gets all of
+them, the exact loss. The loss is then -log of the sum over the in-band trajectories, an upper
+bound of the exact loss. Decoding always uses every source position (the target length is not
+known while searching), and so does ``posterior``.
+
+Lost mass (the end constraint). The model is deficient: the emission at a position j < S_b-1
+gives </s> some probability, but a </s> said there breaks the end constraint and belongs to no
+trajectory of the sum. So the next-token distribution of ``decoder_step`` sums to less than one
+(tested),
+
+    sum_v p(y_i=v | y_<i, x) = 1 - m_i,   m_i = sum_{j<S_b-1} p(a_i=j | y_<i, x) p(</s> | a_i=j),
+
+and so does sum_y p(y | x). p(y | x) is still the exact probability the model gives y:
+the loss, its gradients and the beam's summed scores are all of it. Training pushes m_i down
+(the gradient of log p(y | x) lowers p(</s> | a_i=j) wherever the posterior puts the cursor
+before the target's end) but nothing makes it zero. It is kept, not renormalised: dividing each
+step by 1 - m_i would make the loss depend on the filtering distributions p(a_i | y_<i, x)
+beside the forward algorithm's marginal, a second backward; masking </s> out of the emission
+away from the last word would split the emission into two softmaxes. For the scores it means:
+the cursors' log p(y | x), beam scores, dev loss and perplexity come from a distribution that
+sums to less than one, so they are lower than a normalised model's would be (by
+sum_i -log(1 - m_i) per sentence against the same model renormalised per step) and are not to
+be compared with the other variants' as likelihoods. Within one beam every hypothesis is scored
+by the same model, each paying its own m_i: the ranking is this model's. BLEU compares outputs,
+not scores, so it stays comparable across the variants.
 """
 
 from __future__ import annotations
@@ -36,10 +60,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from . import model
+from . import deep_output, encoder
 from .backend import Array, namespace
-from .contexts import CONTEXTS, Encoded
+from .config import Config
 from .data.vocab import EOS_ID
+from .decoder import decoder_inputs, decoder_inputs_backward
+from .dropout import Masks
+from .encoder import Encoded
 from .nn.cursors import (
     cursors_backward,
     cursors_forward,
@@ -57,34 +84,81 @@ from .nn.output import (
     target_log_softmax,
     target_log_softmax_backward,
 )
+from .params import param_shapes
 
-# Logits per softmax chunk: 256 rows at V = 8192, as model.SOFTMAX_CHUNK_ROWS, but more rows for
-# a small vocabulary, where 256 rows leave the products too small (the built-in corpus has
+# Logits per softmax chunk: 256 rows at V = 8192, as deep_output.SOFTMAX_CHUNK_ROWS, but more
+# rows for a small vocabulary, where 256 rows leave the products too small (the built-in corpus has
 # V = 359: 4096 rows took 36 s a step against 59 s with 256, B 32, S = T = 20, on this machine
 # while it was shared, medians of 3 interleaved steps).
 CHUNK_LOGITS = 256 * 8192
 
 
 def chunk_rows(V: int) -> int:
-    """Cells per softmax chunk: at least model.SOFTMAX_CHUNK_ROWS, about CHUNK_LOGITS logits."""
-    return max(model.SOFTMAX_CHUNK_ROWS, CHUNK_LOGITS // V)
+    """Cells per softmax chunk: at least deep_output.SOFTMAX_CHUNK_ROWS, about CHUNK_LOGITS
+    logits."""
+    return max(deep_output.SOFTMAX_CHUNK_ROWS, CHUNK_LOGITS // V)
+
+
+def memory(packed: dict[str, Array], annotations: Array) -> tuple[Array, ...]:
+    """The source's two per-sentence products, shared by every target step: the stop scores'
+    keys U_stop h_j (B,S,A) and the emission's C_o h_j (B,S,2L)."""
+    xp = namespace(annotations)
+    B, S, H2 = annotations.shape
+    h = xp.reshape(annotations, (B * S, H2))                              # (B*S,2H)
+    keys = h @ packed["U_stop"]                                           # (B*S,A)  U_stop h_j
+    out = h @ packed["C_o"]                                               # (B*S,2L) C_o h_j
+    return (xp.reshape(keys, (B, S, keys.shape[1])), xp.reshape(out, (B, S, out.shape[1])))
+
+
+def memory_backward(dmemory: tuple[Array, ...], annotations: Array, packed: dict[str, Array],
+                    grads: dict[str, Array]) -> Array:
+    """(dkeys (B,S,A), dout (B,S,2L)) -> dannotations (B,S,2H); dU_stop, dC_o into ``grads``."""
+    xp = namespace(annotations)
+    dkeys, dout = dmemory                                                 # (B,S,A), (B,S,2L)
+    B, S, H2 = annotations.shape
+    h = xp.reshape(annotations, (B * S, H2))                              # (B*S,2H)
+    dk = xp.reshape(dkeys, (B * S, dkeys.shape[2]))
+    do = xp.reshape(dout, (B * S, dout.shape[2]))
+    grads["U_stop"] += h.T @ dk                                           # (2H,A)
+    grads["C_o"] += h.T @ do                                              # (2H,2L)
+    dh = dk @ packed["U_stop"].T + do @ packed["C_o"].T                   # (B*S,2H)
+    return xp.reshape(dh, (B, S, H2))
+
+
+def encode(packed: dict[str, Array], src: Array, src_mask: Array
+           ) -> tuple[Encoded, Array, tuple]:
+    """The encoder (encoder.py) and the ``memory``: src (B,S) ids, src_mask (B,S) ->
+    (Encoded, s_0 (B,H), cache)."""
+    enc, s0, cache = encoder.encode(packed, src, src_mask)
+    return enc._replace(memory=memory(packed, enc.annotations)), s0, cache
 
 
 def cell_positions(band: int, lengths: Array, tgt_mask: Array, S: int) -> Array:
-    """The source position of every cell whose emission is computed, (B,T,W) integer: all of
-    0..S-1 (W = S) without a band, else center + (-band..band) with the diagonal
-    center_bi = clip((i+1) S_b // T_b - 1, 0, S_b-1). Positions outside 0..S-1 match no word."""
+    """The source position of every cell whose emission is computed, (B,T,W) integer.
+
+    Without a band: all of 0..S-1 (W = S). With a band: the W = 2*band+1 positions nearest the
+    diagonal center_bi = clip((i+1) S_b // T_b - 1, 0, S_b-1), as a window start_bi + (0..W-1)
+    slid to stay inside the sentence, start_bi = clip(center_bi - band, 0, max(S_b - W, 0)).
+    So the cells of a sentence depend on its own S_b and T_b only, never on the batch's padded
+    S or T: a sentence with S_b <= W gets every one of its positions (the exact loss), whatever
+    it is batched with; one with S_b > W gets W positions, the diagonal among them. Positions
+    S_b..S-1 are padding, which the forward algorithm never enters, and positions >= S match no
+    word. When W >= S, every sentence has S_b <= W, so 0..S-1 are the same cells, fewer of them.
+    """
     xp = namespace(lengths)
     B, T = tgt_mask.shape
-    if band == 0 or 2 * band + 1 >= S:
+    width = 2 * band + 1
+    if band == 0 or width >= S:
         j = xp.arange(S, dtype=lengths.dtype, device=lengths.device)
         return xp.broadcast_to(j[None, None, :], (B, T, S))
     tlen = xp.sum(xp.astype(tgt_mask > 0, lengths.dtype), axis=1)        # (B,) T_b
     i = xp.arange(T, dtype=lengths.dtype, device=lengths.device)         # (T,)
     center = (i[None, :] + 1) * lengths[:, None] // xp.clip(tlen, min=1)[:, None] - 1  # (B,T)
     center = xp.clip(center, min=xp.zeros_like(center), max=lengths[:, None] - 1)
-    offs = xp.arange(-band, band + 1, dtype=lengths.dtype, device=lengths.device)  # (W,)
-    return center[:, :, None] + offs                                     # (B,T,W)
+    last = xp.clip(lengths - width, min=0)[:, None]                      # (B,1) max(S_b-W, 0)
+    start = xp.clip(center - band, min=xp.zeros_like(center), max=last)  # (B,T) window start
+    offs = xp.arange(width, dtype=lengths.dtype, device=lengths.device)  # (W,)
+    return start[:, :, None] + offs                                      # (B,T,W)
 
 
 class EmissionCache(NamedTuple):
@@ -164,14 +238,14 @@ class _Forward(NamedTuple):
     logz: Array        # (B,) log p(y_b | x_b)
 
 
-def _forward(packed: dict[str, Array], cfg: model.Config, batch: Any) -> _Forward:
+def _forward(packed: dict[str, Array], cfg: Config, batch: Any) -> _Forward:
     """Encoder, decoder states, stop logits, emissions and the forward algorithm."""
     xp = namespace(packed["E_src"])
-    enc, s0, enc_cache = model.encode(packed, cfg, batch.src, batch.src_mask)
+    enc, s0, enc_cache = encode(packed, batch.src, batch.src_mask)
     keys, hout = enc.memory                                               # (B,S,A), (B,S,2L)
     B, T = batch.tgt.shape
     S, H = keys.shape[1], cfg.hidden
-    _, y_prev, ey, xproj = model.decoder_inputs(packed, batch.tgt)       # (T,B,3H) W.. E y + b..
+    _, y_prev, ey, xproj = decoder_inputs(packed, batch.tgt)             # (T,B,3H) W.. E y + b..
     s = s0
     s_all = xp.empty((T, B, H), dtype=s0.dtype, device=s0.device)
     gru_caches = []
@@ -192,7 +266,7 @@ def _forward(packed: dict[str, Array], cfg: model.Config, batch: Any) -> _Forwar
                     dp_cache, logz)
 
 
-def loss(packed: dict[str, Array], cfg: model.Config, batch: Any,
+def loss(packed: dict[str, Array], cfg: Config, batch: Any,
          grads: dict[str, Array] | None = None) -> Array:
     """-sum_b log p(y_b | x_b) / (real target tokens), a 0-d array; with ``grads`` (zeros, the
     params' keys) the gradients are accumulated into it by the backward below."""
@@ -204,7 +278,7 @@ def loss(packed: dict[str, Array], cfg: model.Config, batch: Any,
     return -xp.sum(f.logz) / ntok
 
 
-def _backward(packed: dict[str, Array], cfg: model.Config, f: _Forward, dlogz: Array,
+def _backward(packed: dict[str, Array], cfg: Config, f: _Forward, dlogz: Array,
               grads: dict[str, Array]) -> None:
     """Backward of ``_forward`` from dlogz (B,), accumulating into ``grads``."""
     xp = namespace(dlogz)
@@ -232,13 +306,12 @@ def _backward(packed: dict[str, Array], cfg: model.Config, f: _Forward, dlogz: A
     for i in range(T - 1, -1, -1):
         dxproj[i, ...], ds = gru_step_backward(ds + ds_all[i, ...], f.gru_caches[i],
                                                packed["dec.U_zr"], packed["dec.U"])
-    model.decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads)
-    dannotations = CONTEXTS["cursors"].memory_backward((dkeys, dhout), f.enc.annotations,
-                                                       packed, grads)
-    model.encode_backward(packed, f.enc_cache, dannotations, ds, grads)
+    decoder_inputs_backward(packed, f.gru_caches, dxproj, f.ey, f.y_prev, dey, grads)
+    dannotations = memory_backward((dkeys, dhout), f.enc.annotations, packed, grads)
+    encoder.encode_backward(packed, f.enc_cache, dannotations, ds, grads)
 
 
-def posterior(packed: dict[str, Array], cfg: model.Config, batch: Any) -> Array:
+def posterior(packed: dict[str, Array], cfg: Config, batch: Any) -> Array:
     """The smoothed posterior of the source cursor, gamma_i(j) = p(a_i = j | y, x) (B,T,S), by
     forward-backward over every source position (no band); 0 on padded steps."""
     return cursors_posterior(_forward(packed, replace(cfg, band=0), batch).dp_cache)
@@ -253,7 +326,7 @@ class CursorState(NamedTuple):
     lse: Array    # (B,S)   their log-partitions
 
 
-def decoder_step(packed: dict[str, Array], cfg: model.Config, enc: Encoded, y_prev: Array,
+def decoder_step(packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array,
                  state: Any, i: int) -> tuple[Array, CursorState, Array]:
     """One step of the exact marginal, for greedy and beam search.
 
@@ -312,3 +385,41 @@ def decoder_step(packed: dict[str, Array], cfg: model.Config, enc: Encoded, y_pr
     v = xp.arange(acc.shape[1], device=acc.device)
     logp = xp.where(v == EOS_ID, eos[:, None], acc)                       # (B,V)
     return logp, CursorState(s, pred, t, lse), xp.exp(pred)
+
+
+def _no_dropout(masks: Masks | None) -> None:
+    if masks is not None:
+        raise ValueError("dropout is not implemented for the cursors variant")
+
+
+class CursorModel:
+    """The family of the cursors (``model.Family``); parameters come packed
+    (``params.pack_params``)."""
+
+    has_alignment = True  # the cursor's predictive distribution p(a_i | y_<i, x)
+
+    def param_shapes(self, cfg: Config) -> dict[str, tuple[int, ...]]:
+        H, A = cfg.hidden, cfg.align
+        return param_shapes(cfg, False, {"W_stop": (H, A), "U_stop": (2 * H, A),
+                                         "v_stop": (A,), "b_stop": (1,)})
+
+    def encode(self, packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
+               ) -> tuple[Encoded, Array, tuple]:
+        return encode(packed, src, src_mask)
+
+    def loss(self, packed: dict[str, Array], cfg: Config, batch: Any,
+             masks: Masks | None = None) -> Array:
+        _no_dropout(masks)
+        return loss(packed, cfg, batch)
+
+    def loss_and_grads(self, packed: dict[str, Array], cfg: Config, batch: Any,
+                       grads: dict[str, Array], masks: Masks | None = None) -> Array:
+        _no_dropout(masks)
+        return loss(packed, cfg, batch, grads)
+
+    def decoder_step(self, packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array,
+                     state: Any, i: int) -> tuple[Array, CursorState, Array]:
+        return decoder_step(packed, cfg, enc, y_prev, state, i)
+
+    def posterior(self, packed: dict[str, Array], cfg: Config, batch: Any) -> Array:
+        return posterior(packed, cfg, batch)

@@ -37,11 +37,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import cursor_model, model
+from . import model
 from .backend import Array, Backend, backend_of, namespace, to_host, topk
-from .contexts import select
 from .data.batching import make_batch
 from .data.vocab import BOS_ID, EOS_ID
+from .encoder import select
 
 
 @dataclass
@@ -241,20 +241,24 @@ def decode_sentences(packed: dict[str, Array], cfg: model.Config, backend: Backe
     return out
 
 
-def smooth_cursor_alignments(packed: dict[str, Array], cfg: model.Config, backend: Backend,
-                             sentences: list[list[int]], hyps: list[list[Hypothesis]],
-                             batch_size: int = 32) -> list[list[Hypothesis]]:
-    """For the cursors: each finished hypothesis' alignment rows replaced by the smoothed
-    posterior of the source cursor given the whole output, p(a_i = j | y, x) by forward-backward
-    (``cursor_model.posterior``), instead of the search's predictive p(a_i = j | y_<i, x). A
-    hypothesis cut at the maximum length has no end constraint and keeps the predictive rows."""
+def smooth_alignments(packed: dict[str, Array], cfg: model.Config, backend: Backend,
+                      sentences: list[list[int]], hyps: list[list[Hypothesis]],
+                      batch_size: int = 32) -> list[list[Hypothesis]]:
+    """Each finished hypothesis' alignment rows replaced by the model's alignment given the
+    whole output, where the family has one (``posterior``; the others' hyps come back as they
+    are). For the cursors: the smoothed posterior of the source cursor, p(a_i = j | y, x) by
+    forward-backward, instead of the search's predictive p(a_i = j | y_<i, x). A hypothesis cut
+    at the maximum length has no end constraint and keeps the predictive rows."""
+    posterior = model.family(cfg).posterior
+    if posterior is None:
+        return hyps
     jobs = [(k, n) for k, hs in enumerate(hyps) for n, h in enumerate(hs) if h.finished]
     out = [list(hs) for hs in hyps]
     for a in range(0, len(jobs), batch_size):
         part = jobs[a : a + batch_size]
         src = [sentences[k] for k, _ in part]
         tgt = [hyps[k][n].tokens for k, n in part]
-        gamma = to_host(cursor_model.posterior(packed, cfg, make_batch(src, tgt).to(backend)))
+        gamma = to_host(posterior(packed, cfg, make_batch(src, tgt).to(backend)))
         for b, (k, n) in enumerate(part):
             h = hyps[k][n]
             out[k][n] = Hypothesis(h.tokens, h.score, h.logprob,

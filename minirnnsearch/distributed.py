@@ -20,7 +20,9 @@ No machine of this project has a GPU: the NCCL path follows CuPy's documented AP
 mpi4py is imported only when a launcher says there are several ranks (the size variables of
 MPICH/Intel MPI, Open MPI, MVAPICH) or ``MINIRNNSEARCH_MPI=1`` asks for it, so a plain run never
 touches MPI. Under MPI only rank 0 prints; Ctrl-C and SIGTERM (mpiexec forwards both to every
-rank) set a flag that all ranks agree on after each step, so they stop at the same step.
+rank) set a flag that all ranks agree on after each step, so they stop at the same step. A rank
+that fails (an exception, ``sys.exit``, rank 0 unable to write a checkpoint) ends every rank at
+once with one line naming it; one killed outright is named by mpiexec, by its process id.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 from . import model
 from .backend import Array, Backend, _gpu_available, backend_of, namespace, to_device, to_host
 from .data.batching import make_batch
+from .oserrors import describe
 
 T = TypeVar("T")
 
@@ -47,6 +50,8 @@ T = TypeVar("T")
 # MPICH's and Intel MPI's Hydra (and Slurm's srun with PMI), Open MPI, MVAPICH.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 FORCE_VARIABLE = "MINIRNNSEARCH_MPI"
+# seconds a failing rank waits between its last line and MPI_Abort, for mpiexec to forward it
+FORWARD_S = 1.0
 
 
 class RankError(RuntimeError):
@@ -202,7 +207,7 @@ class MPIGroup(Local):
         try:
             result, error = setup(), None
         except errors as e:
-            result, error = None, str(e)
+            result, error = None, describe(e) if isinstance(e, OSError) else str(e)
         failed = [(r, e) for r, e in enumerate(self.comm.allgather(error)) if e is not None]
         if failed:
             if len(failed) == self.size and len({e for _, e in failed}) == 1:
@@ -219,14 +224,22 @@ class MPIGroup(Local):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Ranks other than 0 print nothing (rank 0 speaks for all). Ctrl-C and SIGTERM set a
-        flag that ``agree_stop`` turns into a KeyboardInterrupt on every rank at the same step.
-        An unexpected exception on one rank (the others would wait for it forever) prints its
-        traceback, names the rank, and ends every rank with MPI_Abort; checkpoints stay good,
-        since they are only ever renamed into place once complete."""
+        """Ranks other than 0 print nothing (rank 0 speaks for all, and first names the ranks'
+        process ids, which is how mpiexec names a rank killed outright). Ctrl-C and SIGTERM set
+        a flag that ``agree_stop`` turns into a KeyboardInterrupt on every rank at the same
+        step. Any other exception on one rank (the others would wait for it forever in the next
+        collective), ``sys.exit`` included, ends every rank with MPI_Abort after one line naming
+        the rank: a failure of the system (rank 0 cannot write a checkpoint: the disk is full)
+        is that line alone (``oserrors.describe``), a bug has its traceback first. Checkpoints
+        stay good, since they are only ever renamed into place once complete."""
         def flag(signum: int, frame: Any) -> None:
             self.signalled = True
 
+        pids = self.comm.gather(os.getpid(), root=0)
+        if self.is_root:
+            print(f"distributed: {self.size} ranks, process ids "
+                  f"{', '.join(f'{pid} (rank {r})' for r, pid in enumerate(pids))}",
+                  file=sys.stderr)
         previous = {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             with contextlib.ExitStack() as quiet:
@@ -235,16 +248,32 @@ class MPIGroup(Local):
                     quiet.enter_context(contextlib.redirect_stdout(devnull))
                     quiet.enter_context(contextlib.redirect_stderr(devnull))
                 yield
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:  # every rank at once (agree_stop)
             raise
+        except OSError as e:
+            self._abort(describe(e))
         except BaseException as e:
             traceback.print_exc(file=sys.__stderr__)
-            print(f"error on rank {self.rank} of {self.size}: {type(e).__name__}: {e}; "
-                  "stopping every rank", file=sys.__stderr__, flush=True)
-            self.comm.Abort(1)
+            self._abort(f"{type(e).__name__}: {e}")
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+
+    def _abort(self, why: str) -> None:
+        """Say which rank failed and why, in one line, and end every rank (MPI_Abort, exit
+        status 1). The rank's stdout and stderr are closed first, and the launcher given a
+        moment (``FORWARD_S``) to pass on what they hold: mpiexec kills every rank as soon as it
+        learns of the abort, and drops output it has not forwarded yet. MPI's own report of
+        the abort goes nowhere."""
+        print(f"error on rank {self.rank} of {self.size}: {why}; stopping every rank",
+              file=sys.__stderr__, flush=True)
+        with contextlib.suppress(OSError, ValueError):
+            sys.__stdout__.flush()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for stream in (sys.__stdout__, sys.__stderr__):
+                os.dup2(devnull, stream.fileno())
+        time.sleep(FORWARD_S)
+        self.comm.Abort(1)
 
 
 def _use_local_gpu(comm: Any) -> None:

@@ -27,6 +27,7 @@ from . import model
 from .backend import get_backend
 from .cli import non_negative_int, positive_float, probability
 from .data.batching import Batch, make_batch
+from .oserrors import reports_os_errors
 
 
 def rel_error(a: np.ndarray, n: np.ndarray) -> float:
@@ -77,7 +78,7 @@ def check_model(variant: str, seed: int = 0, band: int = 0, dropout: float = 0.0
             for name in params}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.gradcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="all", choices=("all", *model.VARIANTS))
@@ -87,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="the cursors' training band (0: none)")
     ap.add_argument("--dropout", type=probability, default=0.0,
                     help="check with dropout masks of this rate, held fixed")
-    args = ap.parse_args(argv)
+    return ap
+
+
+@reports_os_errors  # a full stdout: one line
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     variants = model.VARIANTS if args.variant == "all" else (args.variant,)
     worst = 0.0
     for variant in variants:

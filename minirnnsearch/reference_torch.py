@@ -10,9 +10,10 @@ Two references of the same architecture, on the same shapes:
   ``model.loss_and_grads`` (padding, masks and all three variants included).
 - ``UserRNNsearch``: what a PyTorch user would write for speed: ``nn.GRU`` (bidirectional) for
   the encoder, ``nn.GRUCell`` for the decoder, ``nn.Linear`` layers for the additive attention,
-  the deep output and the softmax, ``F.cross_entropy``. Its GRU is PyTorch's (reset after the
-  product) and its sentences are not packed (the bench's batches have no padding): the same
-  sizes and matrix products, not the same numbers.
+  the deep output and the softmax, ``F.cross_entropy``; padded batches packed with
+  ``pack_padded_sequence`` (the bench's batches have none), greedy decoding for the quality
+  comparison (``quality.py``). Its GRU is PyTorch's (reset after the product): the same sizes
+  and matrix products, not the same numbers.
 
 Shapes: B batch, S source length, T target length, E embedding, H hidden, A alignment hidden,
 L maxout units, V vocabulary; matrices (in, out) as in ``model.py``.
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data.vocab import BOS_ID
+from .data.vocab import BOS_ID, EOS_ID
 from .model import Config
 
 
@@ -125,25 +126,72 @@ class UserRNNsearch(nn.Module):
         self.deep_out = nn.Linear(H + E + 2 * H, 2 * L)                    # U_o, V_o, C_o
         self.out = nn.Linear(L, cfg.tgt_vocab)                             # W_o, b_o
 
-    def forward(self, src: Tensor, src_mask: Tensor, tgt: Tensor, tgt_mask: Tensor) -> Tensor:
-        """Mean negative log-likelihood per real target token. src (B,S), tgt (B,T) ids."""
-        B, T = tgt.shape
+    def encode(self, src: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Annotations (B,S,2H), s_0 (B,H) and keys U_a h_j (B,S,A) of src (B,S). A padded
+        batch is packed (``pack_padded_sequence``), so the backward direction starts at each
+        sentence's last word and padded annotations are zero; without padding (the bench's
+        batches) the GRU runs on the plain tensor."""
         H = self.decoder.hidden_size
-        ann, _ = self.encoder(self.emb_src(src))                           # (B,S,2H)
-        s = torch.tanh(self.init_state(ann[:, 0, H:]))                     # (B,H)
-        keys = self.key(ann)                                               # (B,S,A)
+        x = self.emb_src(src)                                              # (B,S,E)
+        lengths = src_mask.sum(1).long()                                   # (B,)
+        if bool((lengths < src.shape[1]).any()):
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            ann, _ = nn.utils.rnn.pad_packed_sequence(self.encoder(packed)[0], batch_first=True,
+                                                      total_length=src.shape[1])
+        else:
+            ann, _ = self.encoder(x)                                       # (B,S,2H)
+        s = torch.tanh(self.init_state(ann[:, 0, H:]))                     # (B,H) bwd h_1
+        return ann, s, self.key(ann)
+
+    def attend(self, s: Tensor, ann: Tensor, keys: Tensor, src_mask: Tensor) -> Tensor:
+        """c_i (B,2H) from s_{i-1} (B,H): additive attention over the real source words."""
+        e = self.score(torch.tanh(keys + self.query(s)[:, None])).squeeze(2)  # (B,S)
+        alpha = torch.softmax(e.masked_fill(src_mask == 0, -torch.inf), dim=1)
+        return torch.bmm(alpha[:, None], ann).squeeze(1)                   # (B,2H)
+
+    def output(self, s: Tensor, ey: Tensor, c: Tensor) -> Tensor:
+        """Logits (..., V) of the deep output with maxout from s_i, E y_{i-1}, c_i (..., *)."""
+        t_tilde = self.deep_out(torch.cat([s, ey, c], dim=-1))             # (...,2L)
+        return self.out(t_tilde.unflatten(-1, (-1, 2)).amax(dim=-1))       # (...,V) maxout
+
+    def logits(self, src: Tensor, src_mask: Tensor, tgt: Tensor) -> Tensor:
+        """Logits (B,T,V) of every target position, teacher-forced on tgt (B,T) ids."""
+        B, T = tgt.shape
+        ann, s, keys = self.encode(src, src_mask)
         y_prev = torch.cat([torch.full((B, 1), BOS_ID, dtype=tgt.dtype), tgt[:, :-1]], dim=1)
         ey = self.emb_tgt(y_prev)                                          # (B,T,E)
         states, contexts = [], []
         for i in range(T):
-            e = self.score(torch.tanh(keys + self.query(s)[:, None])).squeeze(2)  # (B,S)
-            alpha = torch.softmax(e.masked_fill(src_mask == 0, -torch.inf), dim=1)
-            c = torch.bmm(alpha[:, None], ann).squeeze(1)                  # (B,2H)
+            c = self.attend(s, ann, keys, src_mask)                        # (B,2H)
             s = self.decoder(torch.cat([ey[:, i], c], dim=1), s)           # (B,H)
             states.append(s)
             contexts.append(c)
-        t_tilde = self.deep_out(torch.cat([torch.stack(states, 1), ey, torch.stack(contexts, 1)],
-                                          dim=2))                          # (B,T,2L)
-        t = t_tilde.view(B, T, -1, 2).amax(dim=3)                          # (B,T,L) maxout
-        nll = F.cross_entropy(self.out(t).reshape(B * T, -1), tgt.reshape(-1), reduction="none")
+        return self.output(torch.stack(states, 1), ey, torch.stack(contexts, 1))  # (B,T,V)
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt: Tensor, tgt_mask: Tensor) -> Tensor:
+        """Mean negative log-likelihood per real target token. src (B,S), tgt (B,T) ids."""
+        B, T = tgt.shape
+        nll = F.cross_entropy(self.logits(src, src_mask, tgt).reshape(B * T, -1),
+                              tgt.reshape(-1), reduction="none")
         return (nll * tgt_mask.reshape(-1)).sum() / tgt_mask.sum()
+
+    @torch.no_grad()
+    def greedy(self, src: Tensor, src_mask: Tensor, max_len: int) -> Tensor:
+        """The most probable next word at every step, (B,n) ids with n <= max_len, stopping
+        once every sentence has produced </s> (what follows a sentence's </s> is to be cut)."""
+        B = src.shape[0]
+        ann, s, keys = self.encode(src, src_mask)
+        y = torch.full((B,), BOS_ID, dtype=src.dtype)
+        done = torch.zeros(B, dtype=torch.bool)
+        out = []
+        for _ in range(max_len):
+            ey = self.emb_tgt(y)                                           # (B,E)
+            c = self.attend(s, ann, keys, src_mask)                        # (B,2H)
+            s = self.decoder(torch.cat([ey, c], dim=1), s)                 # (B,H)
+            y = self.output(s, ey, c).argmax(dim=1)                        # (B,)
+            out.append(y)
+            done |= y == EOS_ID
+            if bool(done.all()):
+                break
+        return torch.stack(out, 1)

@@ -1,25 +1,38 @@
 """The story of attention in one command, on one built-in language pair or both.
 
-    python -m minirnnsearch.story [--pair en-fr|en-de|both] [--minutes 15] [--out runs/story]
-                                  [--figures docs]
+    python -m minirnnsearch.story [--pair en-fr|en-de|both] [--valid-every N] [--patience N]
+                                  [--max-steps N] [--minutes M] [--out runs/story]
+                                  [--figures docs] [--retrain]
 
-Trains every model of the story (``ORDER``) on each pair with the same time budget each (or
-reuses runs already in ``OUT/PAIR/VARIANT``; options it does not know go to train.py as they
-are): RNNencdec (one fixed vector for the whole sentence), the hard-coded diagonal alignment (two
-cursors moving in step) and RNNsearch (the soft search).
-Then it translates the test set with each, prints BLEU and BLEU by source length, and writes
+Trains every model of the story (``ORDER``) on each pair to its plateau: until its dev BLEU
+has not improved for ``--patience`` validations (one every ``--valid-every`` updates, on
+``--valid-size`` dev sentences), with a cap in updates (``--max-steps``) and, if given, one in
+minutes (``--minutes``). A budget in updates, not minutes, makes a model's result independent of
+what else the machine was doing. Options the story does not know go to train.py as they are.
+A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again): the record of
+its training, ``story.json`` beside its checkpoints, says how it stopped. The models are
+RNNencdec (one fixed vector for the whole sentence), the cursors (a latent monotone alignment
+summed out by dynamic programming), the hard-coded diagonal (two cursors moving in step) and
+RNNsearch (the soft search). Then it translates the test set with each, prints test BLEU and
+BLEU by source length, and writes
 
-    FIGURES/bleu_by_length-PAIR.png   the paper's Figure 2: one curve per model
-    FIGURES/alignment-PAIR.png        the paper's Figure 3: RNNsearch's alignment of a sentence
-                                      chosen for its reordering (``SENTENCES``)
+    OUT/PAIR/results.md              the tables: per model updates, epochs, why it stopped,
+                                     wall minutes, the machine's load and test BLEU; BLEU by length
+    FIGURES/bleu_by_length-PAIR.png  the paper's Figure 2: one curve per model
+    FIGURES/alignment-PAIR.png       the paper's Figure 3: RNNsearch's alignment of a sentence
+                                     chosen for its reordering (``SENTENCES``)
+    FIGURES/four-contexts-PAIR.png   that sentence under each model: how each chooses the context
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import sacrebleu
 
@@ -29,11 +42,14 @@ from .cli import beam_size, non_negative_int, output_dir, positive_float, positi
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import read_lines
 from .data.tokenize import tokenize
+from .oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .report import (
+    Panel,
     bleu_by_length,
     format_length_table,
     plot_attention,
     plot_bleu_by_length,
+    plot_contexts,
     text_heatmap,
 )
 from .translation import Translator
@@ -41,6 +57,10 @@ from .translation import Translator
 ORDER = ("encdec", "cursors", "diagonal", "rnnsearch")
 LABELS = {"encdec": "RNNencdec (fixed vector)", "cursors": "cursors (marginalised by DP)",
           "diagonal": "diagonal (cursors in step)", "rnnsearch": "RNNsearch (soft alignment)"}
+CONTEXTS = {  # what each model's panel of the four-context figure shows
+    "encdec": "no alignment", "cursors": "posterior p(a_i = j | y, x)",
+    "diagonal": "fixed one-hot, c_i = h_min(i, S)", "rnnsearch": "soft weights α_ij"}
+NO_ALIGNMENT = "no alignment:\nevery target word\nsees one vector\nc = [→h_S ; ←h_1]"
 SENTENCES = {  # chosen by design, before any result: where each pair reorders most
     # adjectives after the noun in mirror order, as in the paper's Figure 3
     "en-fr": "The European economic area does not see the green houses of my friend.",
@@ -48,29 +68,115 @@ SENTENCES = {  # chosen by design, before any result: where each pair reorders m
     "en-de": "The teacher has seen the old house of my friend because the doctor has called "
              "the children.",
 }
+# The budget, in updates. The built-in pairs have about 50,000 training pairs: 625 updates an
+# epoch at batch 80. Proposed defaults, to be calibrated from the dev-BLEU curves in the runs'
+# log.jsonl (each line records the valid_every and patience it was taken under):
+VALID_EVERY = 250   # updates between validations: 2.5 per epoch, so a curve has its shape
+PATIENCE = 8        # validations without a better dev BLEU: 2,000 updates, 3.2 epochs
+VALID_SIZE = 200    # dev sentences translated (greedy) per validation, as train.py --valid-size
+MAX_STEPS = 20000   # the cap in updates, 32 epochs: meant never to be reached (the table says
+                    # so when it is)
+RECORD = "story.json"  # in each run directory: how its training went
+
+
+def load_average() -> list[float]:
+    """The machine's load averages over 1, 5 and 15 minutes (/proc/loadavg's first three)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
+          train_args: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """Train one model of the story into ``run`` (replacing its log and record) and write its
+    record; returns train.py's exit status and the record."""
+    for old in (run / "log.jsonl", run / RECORD):
+        old.unlink(missing_ok=True)
+    argv = ["--pair", pair, "--variant", variant, "--out", str(run), "--device", args.device,
+            "--valid-every", str(args.valid_every), "--patience", str(args.patience),
+            "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
+            "--epochs", str(args.max_steps)]  # an epoch has >= 1 update: never binds first
+    if args.minutes is not None:
+        argv += ["--max-time", str(args.minutes)]
+    if variant == "cursors" and args.band:
+        argv += ["--band", str(args.band)]
+    argv += train_args
+    load_start, t0 = load_average(), time.perf_counter()
+    code, result = training.run(argv)
+    if code:
+        return code, None
+    record = dict(updates=result["step"], epochs=result["epochs"], stop=result["stop"],
+                  minutes=(time.perf_counter() - t0) / 60, best_dev_bleu=result["best_bleu"],
+                  load_start=load_start, load_end=load_average(), train_argv=argv)
+    write_atomic(run / RECORD, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+    return 0, record
+
+
+def read_record(run: Path) -> dict[str, Any] | None:
+    """The story's record of a run's training, or None for a run without one (trained before
+    the story kept records, by train.py directly, or interrupted)."""
+    path = run / RECORD
+    if not path.exists():
+        return None
+    with doing("read", path):
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+def summary_table(rows: list[tuple[str, dict[str, Any] | None, float]]) -> str:
+    """The markdown table of one pair: per model (label, record, test BLEU) its updates,
+    epochs, why it stopped, wall minutes, load averages and test BLEU."""
+    lines = ["| model | updates | epochs | stopped because | minutes | load (1 min: start → "
+             "end; 15 min: end) | test BLEU |", "|---|---|---|---|---|---|---|"]
+    for label, r, bleu in rows:
+        if r is None:
+            lines.append(f"| {label} | – | – | not recorded (no {RECORD}) | – | – | {bleu:.2f} |")
+            continue
+        load = (f"{r['load_start'][0]:.2f} → {r['load_end'][0]:.2f}; "
+                f"{r['load_end'][2]:.2f}")
+        lines.append(f"| {label} | {r['updates']:,} | {r['epochs']:.1f} | {r['stop']} | "
+                     f"{r['minutes']:.1f} | {load} | {bleu:.2f} |")
+    return "\n".join(lines)
+
+
+def length_table(curves: dict[str, list[tuple[str, int, float]]]) -> str:
+    """The markdown table of BLEU by source length: one column per model."""
+    buckets: dict[str, int] = {}
+    for rows in curves.values():
+        buckets.update({name: n for name, n, _ in rows})
+    scores = {label: {name: b for name, _, b in rows} for label, rows in curves.items()}
+    lines = ["| source words | sentences | " + " | ".join(curves) + " |",
+             "|---|---|" + "---|" * len(curves)]
+    for name, n in buckets.items():
+        cells = [f"{scores[label][name]:.2f}" if name in scores[label] else "–"
+                 for label in curves]
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
     """Train (or reuse) every model of ``ORDER`` on ``pair``, print their BLEU by source length
-    and draw the pair's two figures; returns an exit code."""
+    and the pair's table, write ``results.md`` and draw the pair's three figures; returns an
+    exit code."""
     out, figures = Path(args.out) / pair, Path(args.figures)
+    records = {}
     for variant in ORDER:
         run = out / variant
         if checkpoint_exists(run, "best") and not args.retrain:
-            print(f"{pair} {variant}: reusing {run}", file=sys.stderr)
+            records[variant] = read_record(run)
+            print(f"{pair} {variant}: reusing {run}"
+                  f"{'' if records[variant] else f' (no {RECORD}: how it stopped is unknown)'}",
+                  file=sys.stderr)
             continue
-        print(f"{pair} {variant}: training for {args.minutes:g} minutes into {run}",
+        print(f"{pair} {variant}: training into {run} until no better dev BLEU in "
+              f"{args.patience} validations (one every {args.valid_every} updates), at most "
+              f"{args.max_steps} updates"
+              f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}",
               file=sys.stderr)
-        band = ["--band", str(args.band)] if variant == "cursors" and args.band else []
-        code = training.main(["--pair", pair, "--variant", variant, "--max-time",
-                              str(args.minutes), "--out", str(run), "--device", args.device,
-                              *band, *train_args])
+        code, records[variant] = train(pair, variant, run, args, train_args)
         if code:
             return code
     paths = builtin_corpus(training.DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
     src_all = read_lines(paths["test.en"])[: args.test_size]
     ref_all = read_lines(paths[f"test.{target_language(pair)}"])[: args.test_size]
-    curves = {}
+    curves, bleus, panels, n_test = {}, {}, [], 0
     for variant in ORDER:
         tr = Translator(out / variant, "best", args.device)
         keep = [k for k, s in enumerate(src_all) if len(tokenize(s)) <= tr.max_len]
@@ -79,32 +185,65 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
         hyps = [hs[0][0] for hs in tr.translate(src, beam=args.beam)]
         rows = bleu_by_length(hyps, ref, src)
         curves[LABELS[variant]] = rows
-        total = sacrebleu.corpus_bleu(hyps, [ref]).score
-        print(f"\n{pair} {LABELS[variant]}: test BLEU {total:.2f} on {len(src)} sentences "
-              f"(beam {args.beam}, {time.perf_counter() - t0:.0f} s to translate)")
+        bleus[variant] = sacrebleu.corpus_bleu(hyps, [ref]).score
+        n_test = len(src)
+        print(f"\n{pair} {LABELS[variant]}: test BLEU {bleus[variant]:.2f} on {len(src)} "
+              f"sentences (beam {args.beam}, {time.perf_counter() - t0:.0f} s to translate)")
         print(format_length_table(rows))
+        _, _, weights, src_toks, tgt_toks = tr.translate([SENTENCES[pair]], beam=args.beam)[0][0]
+        what = CONTEXTS[variant]
+        if variant == "cursors" and tgt_toks[-1:] != ["</s>"]:  # cut: no posterior given all y
+            what = "predictive p(a_i = j | y_<i, x): unfinished"
+        panels.append(Panel(f"{LABELS[variant]}\n{what}\ntest BLEU {bleus[variant]:.2f}",
+                            weights, src_toks, tgt_toks,
+                            NO_ALIGNMENT if weights is None else ""))
         if variant == "rnnsearch":
-            search = tr
+            search = (weights, src_toks, tgt_toks)
+    table = summary_table([(LABELS[v], records[v], bleus[v]) for v in ORDER])
+    print(f"\n{pair}: {n_test} test sentences of at most {tr.max_len} tokens, beam {args.beam}\n"
+          f"{table}")
+    results = out / "results.md"
+    write_atomic(results, (
+        f"Built-in {pair}; each model trained until no better dev BLEU in {args.patience} "
+        f"validations, one every {args.valid_every} updates on {args.valid_size} dev sentences "
+        f"(at most {args.max_steps:,} updates"
+        f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}). Test BLEU "
+        f"(sacrebleu 13a) on {n_test} test sentences of at most {tr.max_len} tokens, beam "
+        f"{args.beam}.\n\n{table}\n\n{length_table(curves)}\n").encode())
     bleu_png, align_png = figures / f"bleu_by_length-{pair}.png", figures / f"alignment-{pair}.png"
+    contexts_png = figures / f"four-contexts-{pair}.png"
     plot_bleu_by_length(curves, bleu_png, f"BLEU by source length, built-in {pair} test set")
-    _, _, weights, src_toks, tgt_toks = search.translate([SENTENCES[pair]], beam=args.beam)[0][0]
-    plot_attention(weights, src_toks, tgt_toks, align_png)
-    print(f"\n{pair} RNNsearch alignment of: {SENTENCES[pair]}\n"
-          f"{text_heatmap(weights, src_toks, tgt_toks)}\n{pair} figures: {bleu_png}, {align_png}")
+    plot_attention(*search, align_png)
+    plot_contexts(panels, contexts_png,
+                  f"\"{SENTENCES[pair]}\" under each model; rows: the model's own translation "
+                  f"(beam {args.beam})")
+    print(f"\n{pair} RNNsearch alignment of: {SENTENCES[pair]}\n{text_heatmap(*search)}\n"
+          f"{pair} tables: {results}\n{pair} figures: {bleu_png}, {align_png}, {contexts_png}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.story", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pair", default="en-fr", choices=(*PAIRS, "both"),
                     help="the built-in language pair, or both in turn")
-    ap.add_argument("--minutes", type=positive_float, default=15.0,
-                    help="training budget per model")
+    ap.add_argument("--valid-every", type=positive_int, default=VALID_EVERY,
+                    help="updates between validations (default: %(default)s)")
+    ap.add_argument("--patience", type=positive_int, default=PATIENCE,
+                    help="stop a model after this many validations without a better dev BLEU "
+                         "(default: %(default)s)")
+    ap.add_argument("--valid-size", type=positive_int, default=VALID_SIZE,
+                    help="dev sentences translated at each validation (default: %(default)s)")
+    ap.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,
+                    help="at most this many updates per model (default: %(default)s)")
+    ap.add_argument("--minutes", type=positive_float,
+                    help="also at most this many minutes of training per model (default: no "
+                         "limit in time)")
     ap.add_argument("--out", type=output_dir, default="runs/story",
                     help="one run directory per pair and model")
     ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
-    ap.add_argument("--retrain", action="store_true", help="train even where a run exists")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train even where a run exists (its log and record are replaced)")
     ap.add_argument("--band", type=non_negative_int, default=0,
                     help="train the cursors with emissions within this many positions of the "
                          "diagonal (train.py --band; 0: the exact marginal)")
@@ -112,8 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-size", type=positive_int,
                     help="translate only the first N test sentences")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    args, train_args = ap.parse_known_args(argv)  # the rest goes to train.py as it is
-    Path(args.figures).mkdir(parents=True, exist_ok=True)
+    return ap
+
+
+@reports_os_errors  # a figure or run that cannot be written, a full disk: one line
+def main(argv: list[str] | None = None) -> int:
+    args, train_args = build_parser().parse_known_args(argv)  # the rest goes to train.py as it is
+    make_dir(args.figures)
     started = time.perf_counter()
     for pair in PAIRS if args.pair == "both" else (args.pair,):
         code = tell(pair, args, train_args)

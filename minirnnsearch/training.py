@@ -4,8 +4,12 @@ One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json``
 state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
-bit for bit. Ctrl-C and SIGTERM both save ``last`` and say how to resume (exit status 130 and
-143); at start-up, checkpoint temporaries left by runs killed outright are removed.
+bit for bit; so a resumed run keeps the run's settings, and refuses another value of one on
+the command line (``TAKEN_ON_RESUME`` names those it takes). Ctrl-C and SIGTERM both save
+``last`` and say how to resume (exit status 130 and 143); at start-up, checkpoint temporaries
+left by runs killed outright are removed. A failure of the system under the run (a full disk,
+a run directory that is not writable) ends it with one line naming the file (``oserrors``),
+and the checkpoints and log on disk stay whole.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,17 +48,19 @@ from .cli import (
     probability,
     vocab_size,
 )
-from .data.batching import epoch_batches, filter_by_length, make_batch
+from .data.batching import batches_per_epoch, epoch_batches, filter_by_length, make_batch
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
 from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab
 from .optim import clip_grad_norm, make_optimizer
+from .oserrors import append_line, make_dir, reports_os_errors
 
 DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # Adam's usual 1e-3 reached dev loss 3.09 after 500 updates on the built-in corpus, 3e-3 reached
 # 0.89 (small preset, batch 80): the default here is 3e-3.
 ADAM_LR = 3e-3
+LOG_EVERY = 20  # updates between two reads of the training loss (each read waits for a GPU)
 
 
 class TrainingError(RuntimeError):
@@ -149,10 +155,83 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=output_dir, default="runs/default",
                    help="run directory (checkpoints, log)")
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint, exactly: the run's "
-                        "own model, seed, batch size, --max-len and optimiser are kept")
+                   help="continue the run in --out from its last checkpoint, exactly. A resumed "
+                        "run takes --epochs, --max-steps, --max-time, --valid-every, --patience, "
+                        "--device and --quiet from the command line; every other option is the "
+                        "run's own, and a different value is refused")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
+
+
+# A resumed run takes these options from the command line: how far it goes, when it validates,
+# how long it waits for a better dev BLEU, where it runs and what it shows. Every other option
+# is fixed by the run (``run_settings``), so that a resumed run computes what an unbroken run
+# computes; a different value on the command line is refused (``refuse_changes``).
+TAKEN_ON_RESUME = ("epochs", "max_steps", "max_time", "valid_every", "patience", "device",
+                   "quiet", "out", "resume")
+DATA_FILES = ("train_src", "train_tgt", "dev_src", "dev_tgt")
+# what a setting of None means, for the refusal's message
+NONE_MEANS = {"subword": "whole words", "pair": "its own data files",
+              **dict.fromkeys(DATA_FILES, "the built-in corpus")}
+
+
+def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """The fixed options of the run whose checkpoint meta is ``meta``, by argparse dest, as the
+    run was trained with them. Checkpoints saved before this record lack --preset,
+    --vocab-size, --valid-size, --clip and the data files: those are left out, so they cannot
+    be checked (and the command line's are used, as then)."""
+    cfg = model.Config.from_dict(meta["config"])
+    settings = {k: getattr(cfg, k) for k in ("variant", "band", "emb", "hidden", "align",
+                                             "maxout")}
+    settings.update({k: meta[k] for k in ("seed", "batch_size", "max_len", "optimizer")})
+    # lr None (older runs): the optimiser's default, read from an optimiser of no parameters
+    settings["lr"] = make_optimizer(meta["optimizer"], {}, meta["lr"]).lr
+    settings["pair"] = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
+    settings["dropout"] = meta.get("dropout", 0.0)  # and those from before --dropout without
+    settings["subword"] = (meta.get("subword") or {}).get("pieces")  # None: whole words
+    settings.update({k: meta[k] for k in ("preset", "vocab_size", "valid_size", "clip",
+                                          *DATA_FILES) if k in meta})
+    return settings
+
+
+def _same(dest: str, given: Any, run: Any) -> bool:
+    if dest in DATA_FILES:  # the same file, however it is named
+        return run is not None and Path(given).resolve() == Path(run)
+    return given == run
+
+
+def refuse_changes(args: argparse.Namespace, given: Collection[str],
+                   settings: dict[str, Any], out: Path) -> None:
+    """TrainingError, one line, if an option in ``given`` (argparse dests) that the run fixes
+    has another value in ``args`` than in the run's ``settings``; a note on stderr for those
+    the run's checkpoint is too old to record."""
+    fixed = [k for k in given if k not in TAKEN_ON_RESUME]
+    changed = [k for k in fixed if k in settings and not _same(k, getattr(args, k), settings[k])]
+    unknown = [k for k in fixed if k not in settings]
+    if unknown:
+        print(f"note: {out}/last.json predates the record of "
+              f"{', '.join(_flag(k) for k in unknown)}: not checked against the run",
+              file=sys.stderr)
+    if changed:
+        flags = ", ".join(f"{_flag(k)} {getattr(args, k)}" for k in changed)
+        have = ", ".join(str(NONE_MEANS[k] if settings[k] is None else settings[k])
+                         for k in changed)
+        it = "it" if len(changed) == 1 else "them"
+        raise TrainingError(f"{flags}: the run in {out} was trained with {have} and a resumed "
+                            f"run keeps {it}; start a new run with another --out")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def given_options(ap: argparse.ArgumentParser, argv: list[str] | None) -> list[str]:
+    """The options (argparse dests) that ``argv`` gives, not left to their defaults: parsed
+    again into a namespace whose every attribute is preset, which argparse then leaves alone
+    unless the option is there."""
+    unset = object()
+    probe = argparse.Namespace(**dict.fromkeys(vars(ap.parse_args(argv)), unset))
+    return [k for k, v in vars(ap.parse_args(argv, namespace=probe)).items() if v is not unset]
 
 
 @dataclass
@@ -196,8 +275,10 @@ def load_corpus(args: argparse.Namespace, vocabs: tuple[Vocab, Vocab] | None,
     train = [(src_seg.encode(s), tgt_seg.encode(t)) for s, t in raw]
     dev = _read(paths["dev_src"], paths["dev_tgt"])
     if vocabs is None:
-        vocabs = (Vocab.build([s for s, _ in train], args.vocab_size),
-                  Vocab.build([t for _, t in train], args.vocab_size))
+        # with subword units every piece of the model counts once more, so each is in
+        # (while --vocab-size allows): no text has an <unk> then
+        vocabs = (Vocab.build([*(s for s, _ in train), src_seg.pieces()], args.vocab_size),
+                  Vocab.build([*(t for _, t in train), tgt_seg.pieces()], args.vocab_size))
     src_vocab, tgt_vocab = vocabs
     ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in train]
     kept = filter_by_length(ids, args.max_len)
@@ -226,12 +307,54 @@ def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
     return total / tokens
 
 
+@dataclass
+class Meter:
+    """Training loss and throughput between two log lines, and tokens/s over this run's steps.
+    The loss is summed on the device and read once per log interval (a read waits for a GPU)."""
+
+    clock: Callable[[], float]
+    since: float                # when the last log line was
+    loss_sum: Any = 0.0         # device scalar: the summed loss of the steps since the last log
+    steps: int = 0
+    tokens: int = 0             # target tokens since the last log
+    run_tokens: int = 0         # target tokens and seconds in steps, this run
+    step_time: float = 0.0
+
+    def add(self, loss: Any, n_tokens: int, seconds: float) -> None:
+        self.loss_sum = self.loss_sum + loss
+        self.steps += 1
+        self.tokens += n_tokens
+        self.run_tokens += n_tokens
+        self.step_time += seconds
+
+    def read(self) -> tuple[float, float]:
+        """Mean loss per step and tokens/s since the last read, then start over."""
+        loss = float(to_host(self.loss_sum)) / self.steps
+        now = self.clock()
+        tokens_per_s = self.tokens / (now - self.since)
+        self.loss_sum, self.steps, self.tokens, self.since = 0.0, 0, 0, now
+        return loss, tokens_per_s
+
+    def finite(self) -> bool:
+        """Whether the loss summed since the last read is finite (a read waits for a GPU)."""
+        return not self.steps or math.isfinite(float(to_host(self.loss_sum)))
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.run_tokens / self.step_time
+
+
 class Trainer:
     """The state of one run: parameters, optimiser, position in the data, validation record."""
 
-    def __init__(self, args: argparse.Namespace,
-                 group: distributed.Local | None = None) -> None:
+    def __init__(self, args: argparse.Namespace, group: distributed.Local | None = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 given: Collection[str] = ()) -> None:
+        """A new run from ``args``, or with ``args.resume`` the run in ``args.out`` continued:
+        ``args`` then take the run's fixed settings, and TrainingError if an option in
+        ``given`` (the options on the command line, argparse dests) differs from them."""
         self.args = args
+        self.clock = clock  # seconds; a test drives --max-time with its own
         self.group = group or distributed.Local()  # ranks of a data-parallel run (MPI)
         self.out = Path(args.out)
         self.backend = get_backend(args.device)
@@ -243,11 +366,10 @@ class Trainer:
             resumed = load_checkpoint(self.out, "last")
             meta = resumed[2]
             vocabs = (Vocab.from_dict(meta["src_vocab"]), Vocab.from_dict(meta["tgt_vocab"]))
-            # what fixes the data order and the model is the run's own, not the command line's
-            for k in ("seed", "batch_size", "max_len", "optimizer", "lr"):
-                setattr(args, k, meta[k])
-            args.pair = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
-            args.dropout = meta.get("dropout", 0.0)
+            settings = run_settings(meta)
+            refuse_changes(args, given, settings, self.out)
+            for k, v in settings.items():
+                setattr(args, k, v)
         else:
             vocabs = None
         self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(
@@ -262,6 +384,7 @@ class Trainer:
             if args.lr is None and args.optimizer == "adam":
                 args.lr = ADAM_LR
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
+            args.lr = self.opt.lr  # recorded as a number, the optimiser's default included
             self.step, self.epoch, self.pos = 0, 0, 0
             self.best_bleu, self.bad_validations = -1.0, 0
         else:
@@ -279,6 +402,7 @@ class Trainer:
             print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
                   f"batch {self.pos})", file=sys.stderr)
         self.lengths = [(len(s), len(t)) for s, t in self.corpus.train]
+        self.epoch_size = batches_per_epoch(len(self.lengths), args.batch_size)
         self.signature_shown = False
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -289,7 +413,12 @@ class Trainer:
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
                     batch_size=self.args.batch_size, max_len=self.args.max_len,
-                    pair=self.args.pair, subword=self.corpus.subword, dropout=self.args.dropout)
+                    pair=None if self.args.train_src else self.args.pair,
+                    subword=self.corpus.subword, dropout=self.args.dropout,
+                    preset=self.args.preset, vocab_size=self.args.vocab_size,
+                    valid_size=self.args.valid_size, clip=self.args.clip,
+                    **{k: str(Path(getattr(self.args, k)).resolve()) if self.args.train_src
+                       else None for k in DATA_FILES})
 
     def save(self, name: str) -> None:
         if self.group.is_root:
@@ -315,9 +444,9 @@ class Trainer:
         record = dict(step=self.step, epoch=self.epoch + 1, loss=train_loss,
                       dev_loss=dev_loss(self.params, self.cfg, self.backend, self.corpus,
                                         self.args.batch_size),
-                      dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed)
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+                      dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed,
+                      valid_every=self.args.valid_every, patience=self.args.patience)
+        append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
         if improved:
             self.best_bleu, self.bad_validations = score, 0
@@ -334,122 +463,174 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def train(self) -> dict[str, Any]:
-        args = self.args
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Train until a stop rule says so; the order of events is here, each rule below."""
+        self.prepare_out()
+        start = self.clock()
+        meter = Meter(self.clock, since=start)
+        loss, stop = float("nan"), ""
+        bar = self.progress_bar()
+        self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
+        try:
+            for batch in self.batches():
+                t0 = self.clock()
+                meter.add(*self.train_step(batch), self.clock() - t0)
+                bar.update(1)
+                elapsed = self.clock() - start
+                # rank 0's clock decides; a Ctrl-C on any rank interrupts them all here
+                stop = self.group.agree_stop(self.limit_reached(elapsed))
+                validating = self.validation_due(stop)
+                if validating or self.log_due():
+                    loss = self.log(meter, bar)  # the NaN check, before anything is saved
+                if validating:
+                    if self.group.is_root:
+                        self.validate(loss, meter.tokens_per_s, elapsed)  # `best` if better
+                    self.save("last")
+                    # rank 0 keeps the validation record, so its patience decides
+                    stop = self.group.agree_stop(self.out_of_patience() or stop)
+                    self.group.check_same("the parameters", self.fingerprint)
+                if stop:
+                    break
+            else:
+                stop = f"{self.args.epochs} epochs done"
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, or either on any rank
+            bar.close()
+            self.save_interrupted(e, meter)
+            raise
+        bar.close()
+        return self.finish(stop, self.clock() - start)
+
+    def prepare_out(self) -> None:
+        """The run directory, without the temporaries of ended runs' unfinished saves."""
+        make_dir(self.out)
         stale = remove_stale_temporaries(self.out)
         if stale:
             print(f"{self.out}: removed {len(stale)} temporary files of ended runs' unfinished "
                   f"saves ({', '.join(p.name for p in stale)})", file=sys.stderr)
-        start = time.perf_counter()
-        max_steps = args.max_steps if args.max_steps is not None else math.inf
-        log_every = 20
-        loss_sum, loss_steps = 0.0, 0      # summed on the device, read once per log interval
-        tokens, last_log_time = 0, start    # target tokens since the last log
-        run_tokens, step_time = 0, 0.0      # for tokens/s over this run's updates
-        bar = tqdm(total=None if math.isinf(max_steps) else max_steps, initial=self.step,
-                   disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
-        stop = ""
-        last_loss = float("nan")
-        self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
-        try:
-            while not stop:
-                if self.epoch >= args.epochs:
-                    stop = f"{args.epochs} epochs done"
-                    break
-                batches = epoch_batches(self.lengths, args.batch_size, args.seed, self.epoch)
-                while self.pos < len(batches):
-                    t0 = time.perf_counter()
-                    # each rank its share; gradients summed over ranks, weighted by tokens;
-                    # dropout masks from (seed, step): the same on a resume and on every rank
-                    pairs = [self.corpus.train[k] for k in batches[self.pos]]
-                    masks = model.dropout_masks(
-                        self.cfg, len(pairs), args.dropout,
-                        np.random.default_rng([args.seed, self.step]), self.backend)
-                    loss, grads, n_tokens = distributed.loss_and_grads(
-                        self.group, self.params, self.cfg, self.backend, pairs, masks)
-                    clip_grad_norm(grads, args.clip)
-                    self.opt.step(self.params, grads)
-                    self.step += 1
-                    self.pos += 1
-                    loss_sum = loss_sum + loss
-                    loss_steps += 1
-                    tokens += n_tokens
-                    run_tokens += n_tokens
-                    step_time += time.perf_counter() - t0
-                    bar.update(1)
-                    elapsed = time.perf_counter() - start
-                    if self.step >= max_steps:
-                        stop = f"--max-steps {args.max_steps} reached"
-                    elif args.max_time is not None and elapsed >= 60 * args.max_time:
-                        stop = f"--max-time {args.max_time:g} minutes reached"
-                    elif self.pos == len(batches) and self.epoch + 1 >= args.epochs:
-                        stop = f"{args.epochs} epochs done"  # validated and saved below
-                    stop = self.group.agree_stop(stop)  # rank 0's clock and any rank's Ctrl-C
-                    validating = self.step % args.valid_every == 0 or bool(stop)
-                    if validating or self.step % log_every == 0 or self.pos == len(batches):
-                        # one host sync per log interval, and always before anything is saved
-                        last_loss = float(to_host(loss_sum)) / loss_steps
-                        if not math.isfinite(last_loss):
-                            raise TrainingError(
-                                f"training loss became {last_loss} by step {self.step}: stopped "
+
+    def progress_bar(self) -> tqdm:
+        """Updates done of the most this run will reach: --max-steps or the end of --epochs."""
+        to_the_end = max(self.step, self.step - self.pos
+                         + (self.args.epochs - self.epoch) * self.epoch_size)
+        total = min(self.args.max_steps or to_the_end, to_the_end)
+        return tqdm(total=total, initial=self.step, disable=self.args.quiet, unit="step",
+                    dynamic_ncols=True, file=sys.stderr)
+
+    def batches(self) -> Iterator[list[int]]:
+        """The batches (pair indices) from the position in the data to the end of --epochs.
+        ``train_step`` moves the position; the end of an epoch moves on to the next one."""
+        while self.epoch < self.args.epochs:
+            order = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, self.epoch)
+            while self.pos < len(order):
+                yield order[self.pos]
+            self.epoch, self.pos = self.epoch + 1, 0
+
+    def train_step(self, batch: list[int]) -> tuple[Any, int]:
+        """One update on the pairs ``batch``: the loss (on the device) and its target tokens.
+
+        Each rank its share of the pairs; gradients summed over ranks, weighted by tokens, then
+        rescaled to L2 norm at most --clip (appendix B.2). Dropout masks come from (seed, step):
+        the same on a resume and on every rank."""
+        pairs = [self.corpus.train[k] for k in batch]
+        masks = model.dropout_masks(self.cfg, len(pairs), self.args.dropout,
+                                    np.random.default_rng([self.args.seed, self.step]),
+                                    self.backend)
+        loss, grads, n_tokens = distributed.loss_and_grads(
+            self.group, self.params, self.cfg, self.backend, pairs, masks)
+        clip_grad_norm(grads, self.args.clip)
+        self.opt.step(self.params, grads)
+        self.step += 1
+        self.pos += 1
+        return loss, n_tokens
+
+    def limit_reached(self, elapsed: float) -> str:
+        """Why this run stops after this step ('' if it goes on): --max-steps, --max-time
+        (``elapsed`` seconds of this run), or the last batch of the last epoch."""
+        a = self.args
+        if a.max_steps is not None and self.step >= a.max_steps:
+            return f"--max-steps {a.max_steps} reached"
+        if a.max_time is not None and elapsed >= 60 * a.max_time:
+            return f"--max-time {a.max_time:g} minutes reached"
+        if self.pos == self.epoch_size and self.epoch + 1 >= a.epochs:
+            return f"{a.epochs} epochs done"  # validated and saved like any stop
+        return ""
+
+    def validation_due(self, stop: str) -> bool:
+        """Every --valid-every updates, and at every stop (so ``last`` holds the final state)."""
+        return self.step % self.args.valid_every == 0 or bool(stop)
+
+    def log_due(self) -> bool:
+        """The loss is read from the device every ``LOG_EVERY`` updates and at an epoch's end."""
+        return self.step % LOG_EVERY == 0 or self.pos == self.epoch_size
+
+    def log(self, meter: Meter, bar: tqdm) -> float:
+        """The mean training loss since the last log, shown on the bar; TrainingError if it is
+        not finite (nothing saved, so the checkpoints on disk stay good)."""
+        loss, tokens_per_s = meter.read()
+        if not math.isfinite(loss):
+            raise TrainingError(f"training loss became {loss} by step {self.step}: stopped "
                                 f"without saving; the checkpoints in {self.out} are untouched "
-                                "(try a lower --lr or --clip)")
-                        now = time.perf_counter()
-                        bar.set_postfix(loss=f"{last_loss:.3f}",
-                                        tok_s=f"{tokens / (now - last_log_time):.0f}")
-                        loss_sum, loss_steps, tokens, last_log_time = 0.0, 0, 0, now
-                    if validating:
-                        if self.group.is_root:
-                            self.validate(last_loss, run_tokens / step_time, elapsed)
-                        self.save("last")
-                        if self.bad_validations >= args.patience:
-                            stop = f"no better dev BLEU in {args.patience} validations"
-                        stop = self.group.agree_stop(stop)  # rank 0 keeps the record
-                        self.group.check_same("the parameters", self.fingerprint)
-                    if stop:
-                        break
-                if self.pos >= len(batches):
-                    self.epoch, self.pos = self.epoch + 1, 0
-        except KeyboardInterrupt as e:
-            bar.close()
-            why = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
-            if loss_steps and not math.isfinite(float(to_host(loss_sum))):
-                print(f"{why}; the loss was not finite, so nothing was saved in {self.out}",
-                      file=sys.stderr)
-            else:
-                self.save("last")
-                print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
-                      f"continue with --resume --out {self.out}", file=sys.stderr)
-            raise
-        bar.close()
-        elapsed = time.perf_counter() - start
+                                "(a new run with a lower --lr or --clip may go further)")
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        return loss
+
+    def out_of_patience(self) -> str:
+        """Why to stop after this validation ('' to go on): --patience validations in a row
+        without a better dev BLEU."""
+        if self.bad_validations >= self.args.patience:
+            return f"no better dev BLEU in {self.args.patience} validations"
+        return ""
+
+    def save_interrupted(self, e: KeyboardInterrupt, meter: Meter) -> None:
+        """Ctrl-C or SIGTERM: save ``last`` (unless the loss since the last log is not finite)
+        and say how to resume."""
+        why = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
+        if not meter.finite():
+            print(f"{why}; the loss was not finite, so nothing was saved in {self.out}",
+                  file=sys.stderr)
+        else:
+            self.save("last")
+            print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
+                  f"continue with --resume --out {self.out}", file=sys.stderr)
+
+    def finish(self, stop: str, elapsed: float) -> dict[str, Any]:
         print(f"stopped: {stop}. {self.step} updates, {elapsed / 60:.1f} minutes.\n"
               f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
               f"translate with: python translate.py --model {self.out} < input.txt",
               file=sys.stderr)
-        return dict(step=self.step, best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
+        return dict(step=self.step, epochs=self.epoch + self.pos / self.epoch_size,
+                    best_bleu=self.best_bleu, elapsed=elapsed, stop=stop)
 
 
+@reports_os_errors  # a failure of the system (full disk, unwritable --out): one line, status 1
 def main(argv: list[str] | None = None) -> int:
+    return run(argv)[0]
+
+
+def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
+    """What ``main`` does: its exit status, and ``Trainer.train``'s result (updates, epochs,
+    best dev BLEU, seconds, why it stopped) when the run ended by a rule, else None."""
     ap = build_parser()
     args = ap.parse_args(argv)
-    if args.band and args.variant != "cursors":
-        ap.error("--band is for --variant cursors only")
-    if args.dropout and args.variant == "cursors":
-        ap.error("--dropout is not implemented for --variant cursors")
+    if not args.resume:  # a resumed run has its own, checked against the command line
+        if args.band and args.variant != "cursors":
+            ap.error("--band is for --variant cursors only")
+        if args.dropout and args.variant == "cursors":
+            ap.error("--dropout is not implemented for --variant cursors")
+    given = given_options(ap, argv)
     group = distributed.init()
     one_line = (DataError, CheckpointError, DeviceError, TrainingError)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
     # rank sets a flag and all stop after the same step)
     with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
         try:
-            trainer = group.together(lambda: Trainer(args, group), one_line)
-            trainer.train()
+            trainer = group.together(lambda: Trainer(args, group, given=given),
+                                     (*one_line, OSError))
+            result = trainer.train()
         except (*one_line, distributed.RankError) as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return 2, None
         except Terminated as e:
-            return 128 + e.signum  # 143, as if the signal had ended the process
+            return 128 + e.signum, None  # 143, as if the signal had ended the process
         except KeyboardInterrupt:
-            return 128 + signal.SIGINT  # 130
-    return 0
+            return 128 + signal.SIGINT, None  # 130
+    return 0, result

@@ -23,6 +23,7 @@ from .cli import beam_size, non_negative_float, output_dir, output_file, positiv
 from .data.io import DataError, decode_lines, read_lines
 from .data.subword import segmenters
 from .data.vocab import UNK, Vocab
+from .oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .report import (
     bleu_by_length,
     format_length_table,
@@ -106,10 +107,10 @@ class Translator:
                                        [self.src_vocab.encode(toks[k]) for k in keep],
                                        batch_size, beam, alpha, nbest, on_batch=bar.update)
         bar.close()
-        if self.cfg.variant == "cursors":  # the figure: the cursor's posterior given all of y
-            hyps = decode.smooth_cursor_alignments(
-                self.packed, self.cfg, self.backend,
-                [self.src_vocab.encode(toks[k]) for k in keep], hyps, batch_size)
+        # the figure: the cursors' posterior given all of y (the others' rows stay as they are)
+        hyps = decode.smooth_alignments(self.packed, self.cfg, self.backend,
+                                        [self.src_vocab.encode(toks[k]) for k in keep], hyps,
+                                        batch_size)
         for k, hs in zip(keep, hyps, strict=True):
             out[k] = [self._finish(h, toks[k], unk_replace) for h in hs]
         return out
@@ -129,10 +130,12 @@ class Translator:
 
 def read_input(path: str | None) -> tuple[list[str], str]:
     if path is None:
-        return decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>"
+        with doing("read", "<stdin>"):
+            return decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>"
     return read_lines(path), path
 
 
+@reports_os_errors  # a file that cannot be read or written, a full disk or stdout: one line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -145,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         if refs is not None and len(refs) != len(lines):
             raise DataError(f"{args.ref} has {len(refs)} lines but {name} has {len(lines)}")
         tr = Translator(args.model, args.checkpoint, args.device)
-        if args.unk_replace and (tr.tgt_seg.kind == "subword" or tr.cfg.variant == "encdec"):
+        aligned = model.family(tr.cfg).has_alignment
+        if args.unk_replace and (tr.tgt_seg.kind == "subword" or not aligned):
             why = ("its subword model spells rare words in pieces instead of <unk>"
-                   if tr.tgt_seg.kind == "subword" else "an encdec model has no alignment")
+                   if tr.tgt_seg.kind == "subword"
+                   else f"an {tr.cfg.variant} model has no alignment")
             print(f"note: --unk-replace does nothing for {args.model}: {why}", file=sys.stderr)
-        if (args.show_attention or args.attention_png) and tr.cfg.variant == "encdec":
-            raise DataError(f"{args.model}: an encdec model has no alignment to show")
+        if (args.show_attention or args.attention_png) and not aligned:
+            raise DataError(f"{args.model}: an {tr.cfg.variant} model has no alignment to show")
         results = tr.translate(lines, args.beam, args.alpha, args.nbest, args.batch_size,
                                args.unk_replace, progress=bool(args.input) and not args.quiet,
                                name=name)
@@ -162,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         text = [hs[0][0] for hs in results]
     if args.output:
-        Path(args.output).write_text("".join(t + "\n" for t in text), encoding="utf-8")
+        write_atomic(args.output, "".join(t + "\n" for t in text).encode("utf-8"))
     else:
         sys.stdout.write("".join(t + "\n" for t in text))
     if args.show_attention or args.attention_png:
         if args.attention_png:
-            Path(args.attention_png).mkdir(parents=True, exist_ok=True)
+            make_dir(args.attention_png)
         for i, hs in enumerate(results):
             _, _, weights, src, tgt = hs[0]
             if not src:

@@ -1,38 +1,30 @@
 """Run under ``mpiexec -n K`` by tests/test_distributed.py: one rank of a data-parallel job.
 
-    python tests/mpi_worker.py train|fail|nan|sigterm|differ RANK CALL -- TRAIN.PY ARGS
+    python tests/mpi_worker.py train|fail|exit|kill|full|nan|sigterm|differ RANK CALL -- ARGS
     python tests/mpi_worker.py grads64 OUT_DIR
 
-``train`` runs train.py as it is; ``fail``, ``nan`` and ``sigterm`` make rank RANK raise an
-exception, return a NaN loss, or send itself SIGTERM at its CALL-th gradient computation;
-``differ`` starts rank RANK from other parameters. ``grads64`` writes each rank's float64 loss
-and gradients of two fixed global batches (one smaller than K), on NumPy and on array_api_strict,
-to OUT_DIR/cpu<r>.npz and OUT_DIR/strict<r>.npz.
+``train`` runs train.py (with ARGS) as it is; ``fail``, ``exit``, ``kill``, ``full``, ``nan`` and
+``sigterm`` make rank RANK raise an exception, call ``sys.exit(3)``, send itself SIGKILL, lose
+the room to write a file of more than 1000 bytes (RLIMIT_FSIZE: its next checkpoint fails with
+EFBIG, as on a full disk), return a NaN loss, or send itself SIGTERM at its CALL-th gradient
+computation; ``differ`` starts rank RANK from other parameters. ``grads64`` writes each rank's
+float64 loss and gradients of two fixed global batches (one smaller than K), on NumPy and on
+array_api_strict, to OUT_DIR/cpu<r>.npz and OUT_DIR/strict<r>.npz.
 """
 
 import os
+import resource
 import signal
 import sys
 
 import numpy as np
+from helpers import grads64_batches, grads64_config
 from mpi4py import MPI
 
 from minirnnsearch import distributed, model, training
 from minirnnsearch.backend import to_host
 
 RANK = MPI.COMM_WORLD.Get_rank()
-
-
-def grads64_batches() -> list[list[tuple[list[int], list[int]]]]:
-    """Two global batches of (source ids, target ids): 5 pairs of unequal lengths, and 1 pair."""
-    rng = np.random.default_rng(5)
-    pairs = [(rng.integers(4, 20, rng.integers(1, 7)).tolist(),
-              rng.integers(4, 20, rng.integers(1, 7)).tolist()) for _ in range(6)]
-    return [pairs[:5], pairs[5:]]
-
-
-def grads64_config() -> model.Config:
-    return model.Config(src_vocab=20, tgt_vocab=20, emb=5, hidden=6, align=4, maxout=3)
 
 
 def grads64(out: str) -> None:
@@ -69,6 +61,12 @@ def inject(mode: str, rank: int, call: int) -> None:
             return loss * float("nan"), grads
         if len(calls) == call and mode == "fail":
             raise RuntimeError("injected failure")
+        if len(calls) == call and mode == "exit":
+            sys.exit(3)
+        if len(calls) == call and mode == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if len(calls) == call and mode == "full":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
         if len(calls) == call and mode == "sigterm":
             os.kill(os.getpid(), signal.SIGTERM)
         return loss, grads

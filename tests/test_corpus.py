@@ -48,8 +48,14 @@ def test_noun_phrases_agree_and_put_adjectives_after_the_noun():
 
 
 def _starting(pairs, prefix):
-    found = [f for e, f in pairs if e.startswith(prefix)]
-    assert found, prefix  # the sample is large enough to hold it
+    return _where(pairs, "^" + re.escape(prefix))
+
+
+def _where(pairs, pattern):
+    """The French sides of the pairs whose English side matches ``pattern``: at least one, so
+    that an ``all(...)`` over them cannot be vacuously true."""
+    found = [f for e, f in pairs if re.search(pattern, e)]
+    assert found, pattern  # the sample is large enough to hold it
     return found
 
 
@@ -60,12 +66,13 @@ def test_pronouns_move_before_the_verb_and_negation_wraps_them():
     assert all(f.startswith("Je l'aime") for f in _starting(pairs, "I like it"))
     assert all(f.startswith("Je ne ") and " vois pas" in f
                for f in _starting(pairs, "I do not see"))
-    assert all(" au marché" in f for e, f in pairs if re.search(r" to the market\b", e))
-    assert all(" des professeurs" in f for e, f in pairs if " of the teachers" in e)
+    assert all(" au marché" in f for f in _where(pairs, r" to the market\b"))
+    assert all(" des professeurs" in f for f in _where(pairs, r" of the teachers"))
 
 
 def test_noun_phrase_agreement_directly():
     g = Grammar(random.Random(0))
+    seen = set()
     for _ in range(2000):
         np_ = g.noun_phrase(depth=1, allow_rel=False)
         if np_.en[0] == "the" and len(np_.en) == 2:
@@ -74,6 +81,8 @@ def test_noun_phrase_agreement_directly():
             assert (art == "les") == np_.plural
             if art in ("le", "la"):
                 assert (art == "la") == np_.fem
+            seen.add(art)
+    assert seen == {"le", "la", "l'", "les"}  # every branch checked
 
 
 def test_text_survives_tokenisation():

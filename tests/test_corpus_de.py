@@ -129,16 +129,21 @@ def test_main_clauses_put_participle_infinitive_and_prefix_last(pairs):
                   if "," not in de and " und " not in de and len(de.split()) > 3]
     assert len(one_clause) > 300
     separable = {w: v for v in VERBS if v.prefix for w in v.en[:2]}
+    checked = dict.fromkeys(("participle", "infinitive", "prefix"), 0)
     for en, de in one_clause:
         last = de.split()[-1][:-1]
         et = en.split()
         if re.search(r"\b(has|have) (not )?\w+", en):
             assert last in PARTICIPLES, (en, de)
+            checked["participle"] += 1
         elif re.search(r"\b(can|cannot|must|will|wants? to) ", en):
             assert last in {v.infinitive for v in VERBS}, (en, de)
+            checked["infinitive"] += 1
         elif any(w in separable for w in et):
             verb = next(separable[w] for w in et if w in separable)
             assert last == verb.prefix, (en, de)
+            checked["prefix"] += 1
+    assert min(checked.values()) > 10, checked  # every rule met often
 
 
 def test_verb_second_after_a_fronted_adverb(pairs):

@@ -158,9 +158,40 @@ def test_band_cells_follow_the_diagonal_to_the_last_word():
     lengths = np.array([6, 2])
     tmask = (np.arange(4)[None, :] < np.array([3, 4])[:, None]).astype(float)
     pos = cell_positions(1, lengths, tmask, 6)               # (B,T,3)
-    np.testing.assert_array_equal(pos[0, :3, 1], [1, 3, 5])  # (i+1) 6 // 3 - 1
-    np.testing.assert_array_equal(pos[1, :, 1], [0, 0, 0, 1])  # clipped at 0, ends at S_b-1
+    # diagonal (i+1) 6 // 3 - 1 = 1, 3, 5; the window slid inside 0..5 at the end
+    np.testing.assert_array_equal(pos[0, :3], [[0, 1, 2], [2, 3, 4], [3, 4, 5]])
+    np.testing.assert_array_equal(pos[1], np.tile([0, 1, 2], (4, 1)))  # S_b 2 <= 3: all of it
     assert cell_positions(0, lengths, tmask, 6).shape == (2, 4, 6)
+    sb = get_backend("strict")
+    on_device = cell_positions(1, sb.asarray(lengths), sb.asarray(tmask), 6)
+    np.testing.assert_array_equal(to_host(on_device), pos)
+
+
+@pytest.mark.parametrize("band", [0, 1, 2])
+def test_a_sentences_loss_and_gradients_do_not_depend_on_its_batch(band):
+    """A pair with S_b = 2*band+1 (its band covers it: the exact loss) and T_b = 5 gets the same
+    log-likelihood and gradients alone as padded beside longer sentences; so does each longer
+    one, banded, beside it. The batch's summed loss is the sum of its sentences' alone."""
+    from minirnnsearch import gradcheck, model
+    from minirnnsearch.data.batching import make_batch
+
+    cfg, params, _ = gradcheck.tiny_problem("cursors", band=band)
+    short = (list(range(4, 4 + 2 * band)), [5, 6, 7, 8])        # S_b 2*band+1, T_b 5 with </s>
+    longer = [([4, 5, 6, 7, 8, 9, 10], [4, 5, 6]), ([9, 8, 7, 6, 5, 4, 5, 6, 7], [12, 11])]
+
+    def summed(pairs):  # -sum_b log p(y_b | x_b) and its gradients
+        batch = make_batch([s for s, _ in pairs], [t for _, t in pairs])
+        ntok = float(np.sum(batch.tgt_mask))
+        loss, grads = model.loss_and_grads(params, cfg, batch)
+        return float(loss) * ntok, {k: g * ntok for k, g in grads.items()}
+
+    alone = [summed([p]) for p in (short, *longer)]
+    for together, parts in ((summed([short, *longer]), alone),
+                            (summed([longer[1], short]), [alone[2], alone[0]])):
+        assert together[0] == pytest.approx(sum(a[0] for a in parts), rel=1e-12)
+        for k in params:
+            np.testing.assert_allclose(together[1][k], sum(a[1][k] for a in parts),
+                                       rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def test_smoothed_alignment_is_the_posterior_ending_at_the_last_word():
@@ -174,7 +205,7 @@ def test_smoothed_alignment_is_the_posterior_ending_at_the_last_word():
     b = make_batch(src, [[] for _ in src])
     hyps = decode.beam_search(packed, cfg, b.src, b.src_mask, beam=2)
     hyps[1][0] = decode.Hypothesis([9, 10], 0.0, 0.0, np.zeros((3, 2)), True)  # a known one
-    smoothed = decode.smooth_cursor_alignments(packed, cfg, get_backend("cpu"), src, hyps)
+    smoothed = decode.smooth_alignments(packed, cfg, get_backend("cpu"), src, hyps)
     checked = 0
     for s, hs in zip(src, smoothed, strict=True):
         h = hs[0]
@@ -204,7 +235,7 @@ def test_band_config():
 def test_chunking_changes_no_result(monkeypatch):
     """Softmax chunks of one cell (training) and one source position (decoding) give the same
     loss, gradients and step as the default chunks."""
-    from minirnnsearch import cursor_model, gradcheck, model
+    from minirnnsearch import cursor_model, deep_output, gradcheck, model
 
     cfg, params, batch = gradcheck.tiny_problem("cursors")
     packed = model.pack_params(params)
@@ -216,7 +247,7 @@ def test_chunking_changes_no_result(monkeypatch):
 
     before = model.loss_and_grads(params, cfg, batch), step()
     monkeypatch.setattr(cursor_model, "CHUNK_LOGITS", 1)
-    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 1)
+    monkeypatch.setattr(deep_output, "SOFTMAX_CHUNK_ROWS", 1)
     after = model.loss_and_grads(params, cfg, batch), step()
     assert float(after[0][0]) == pytest.approx(float(before[0][0]), rel=1e-12)
     for k in params:
@@ -224,3 +255,37 @@ def test_chunking_changes_no_result(monkeypatch):
     for a, b in zip(after[1][:1] + tuple(after[1][1]), before[1][:1] + tuple(before[1][1]),
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_the_end_constraint_loses_the_mass_of_early_ends():
+    """The docstring's claim (cursor_model.py, "Lost mass"): decoder_step's next-token
+    distributions sum to 1 - m_i < 1, with m_i = sum_{j < S_b-1} p(a_i=j | y_<i, x)
+    p(</s> | a_i=j), the mass of </s> said before the last source word. m_i is computed here
+    from the training path: the forward algorithm's alphas and transitions and the emission
+    cells' softmax at every position."""
+    from minirnnsearch import cursor_model, gradcheck, model
+    from minirnnsearch.data.vocab import BOS_ID, EOS_ID
+
+    cfg, params, batch = gradcheck.tiny_problem("cursors")
+    packed = model.pack_params(params)
+    f = cursor_model._forward(packed, cfg, batch)
+    B, T, S = f.dp_cache.le.shape
+    t = np.reshape(f.emission_cache.t, (B, T, S, -1))                     # every cell (i,j)
+    logits = t @ packed["W_o"] + packed["b_o"]                            # (B,T,S,V)
+    p_eos = np.exp(logits[..., EOS_ID] - np.log(np.exp(logits).sum(axis=-1)))  # (B,T,S)
+    lengths, T_b = batch.src_mask.sum(axis=1), batch.tgt_mask.sum(axis=1)
+    early = np.arange(S)[None, :] < lengths[:, None] - 1                  # (B,S) j < S_b-1
+    alpha = np.where(np.arange(S) == 0, 0.0, -np.inf) * np.ones((B, 1))   # (B,S) a_{-1} = 0
+    enc, state, _ = model.encode(packed, cfg, batch.src, batch.src_mask)
+    y = np.full(B, BOS_ID)
+    for i in range(T):
+        logp, state, _ = model.decoder_step(packed, cfg, enc, y, state, i)
+        joint = alpha[:, :, None] + f.dp_cache.lts[:, i]                  # (B,S,S) k -> j
+        pred = np.exp(np.logaddexp.reduce(joint, axis=1))                 # (B,S) unnormalised
+        pred /= pred.sum(axis=1, keepdims=True)                           # p(a_i=j | y_<i, x)
+        lost = (pred * p_eos[:, i] * early).sum(axis=1)                   # (B,) m_i
+        real = i < T_b
+        total = np.exp(logp).sum(axis=1)                                  # (B,)
+        np.testing.assert_allclose(total[real], 1.0 - lost[real], rtol=1e-12)
+        assert np.all(total[real] < 1.0) and np.all(lost[real] > 0.0)
+        alpha, y = f.dp_cache.alphas[:, i], batch.tgt[:, i]

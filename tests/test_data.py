@@ -9,6 +9,7 @@ from minirnnsearch.data import (
     UNK_ID,
     DataError,
     Vocab,
+    batches_per_epoch,
     detokenize,
     epoch_batches,
     filter_by_length,
@@ -110,3 +111,12 @@ def test_epoch_batches_cover_everything_deterministically():
     spread = np.mean([max(lengths[i][0] for i in b) - min(lengths[i][0] for i in b)
                       for b in batches])
     assert spread < 10  # a random batch of 8 would span ~35
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(1, 8), (159, 8), (160, 8), (161, 8), (1000, 8),
+                                               (3201, 80), (50, 1)])
+def test_batches_per_epoch_counts_every_epochs_batches(n, batch_size):
+    lengths = [(1 + k % 7, 1 + k % 5) for k in range(n)]
+    for epoch in range(3):
+        assert batches_per_epoch(n, batch_size) == len(epoch_batches(lengths, batch_size, 4,
+                                                                     epoch))

@@ -1,7 +1,10 @@
-"""Greedy and batched beam search."""
+"""Greedy and batched beam search, and beam search against exhaustive search."""
+
+import itertools
 
 import numpy as np
 import pytest
+import reference
 
 from minirnnsearch import decode, model
 from minirnnsearch.backend import get_backend
@@ -193,3 +196,53 @@ def test_max_length_and_attention_rows(variant):
         for s, hyps in zip(src, out, strict=True):
             assert not hyps[0].finished and len(hyps[0].tokens) == len(s) + 2
             assert EOS_ID not in hyps[0].tokens
+
+
+# -- against exhaustive search ------------------------------------------------------------------
+
+def exhaustive(params, variant, s, limit):
+    """Every output the search can give for source ``s`` at maximum length ``limit``, as
+    (log p by the naive reference of tests/reference.py, tokens, finished): each word sequence
+    (any id but </s>) of 0..limit-1 words followed by </s>, and each of exactly ``limit`` words
+    without it (cut at the maximum length)."""
+    words = [v for v in range(params["b_o"].shape[0]) if v != EOS_ID]
+    return [(reference.sentence_logprob(params, variant, s, list(toks), n < limit), list(toks),
+             n < limit) for n in range(limit + 1) for toks in itertools.product(words, repeat=n)]
+
+
+def best_first(candidates, alpha):
+    """(score, tokens, finished), best first: log p / (tokens, </s> included)^alpha."""
+    scored = [(lp / (len(t) + f) ** alpha, t, f) for lp, t, f in candidates]
+    return sorted(scored, key=lambda c: -c[0])
+
+
+@pytest.mark.parametrize("variant", ("rnnsearch", "encdec", "diagonal", "cursors"))
+def test_a_beam_as_wide_as_the_candidates_finds_the_exhaustive_nbest(variant):
+    """Target vocabulary of 5 (the 4 specials and 1 word), maximum lengths 2, 3 and 4: a beam
+    as wide as the most candidates of any step (5 * 4^3) is exhaustive search, so its n-best
+    list, with and without length normalisation, is the true top n, </s> and the cut at the
+    maximum length included; with n = 1 the search stops early once no live hypothesis can
+    beat the best finished one."""
+    rng = np.random.default_rng(0)
+    cfg = model.Config(src_vocab=8, tgt_vocab=5, variant=variant, emb=4, hidden=5, align=6,
+                       maxout=3)
+    params = {k: rng.normal(0.0, 0.7, s) for k, s in model.param_shapes(cfg).items()}
+    params["b_o"][EOS_ID] += 1.0                          # some endings among the best
+    src, ratio, offset = [[5], [4, 7], [4, 7, 5]], 1.0, 1  # maximum lengths 2, 3 and 4
+    limits = [int(ratio * len(s) + offset) for s in src]
+    K = cfg.tgt_vocab * (cfg.tgt_vocab - 1) ** (max(limits) - 1)
+    every = [exhaustive(params, variant, s, limit) for s, limit in zip(src, limits, strict=True)]
+    kinds, lists = set(), {}
+    for alpha, nbest in itertools.product((0.0, 1.0), (1, 8)):
+        out = run(decode.beam_search, cfg, params, src, beam=K, nbest=nbest, alpha=alpha,
+                  max_len_ratio=ratio, max_len_offset=offset)
+        for s, candidates, hyps in zip(src, every, out, strict=True):
+            best = best_first(candidates, alpha)
+            assert best[nbest - 1][0] - best[nbest][0] > 1e-9  # no tie at the cut
+            assert [(h.tokens, h.finished) for h in hyps] == [(t, f) for _, t, f in best[:nbest]]
+            np.testing.assert_allclose([h.score for h in hyps], [c[0] for c in best[:nbest]],
+                                       rtol=1e-10)
+            kinds |= {h.finished for h in hyps}
+            lists.setdefault((tuple(s), nbest), []).append([h.tokens for h in hyps])
+    assert kinds == {True, False}                         # both endings among the n best
+    assert any(a != b for a, b in lists.values())        # alpha changed some ranking

@@ -4,8 +4,8 @@ invariance, batch consistency, initialisation, and the same results on array_api
 import numpy as np
 import pytest
 
-from minirnnsearch import gradcheck, model
-from minirnnsearch.backend import get_backend, to_host
+from minirnnsearch import deep_output, gradcheck, model
+from minirnnsearch.backend import dropout_mask, get_backend, to_host
 from minirnnsearch.data.batching import Batch, make_batch
 
 
@@ -135,10 +135,14 @@ def test_config_rejects_bad_values_and_round_trips():
     assert model.Config.from_dict(cfg.to_dict()) == cfg
 
 
+def test_every_variant_a_config_accepts_has_one_family():
+    assert tuple(model.FAMILIES) == model.VARIANTS  # the registry, in config.VARIANTS' order
+
+
 def test_softmax_in_chunks_equals_one_piece(monkeypatch):
     cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
     loss, grads = model.loss_and_grads(params, cfg, batch)
-    monkeypatch.setattr(model, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
+    monkeypatch.setattr(deep_output, "SOFTMAX_CHUNK_ROWS", 2)  # N = 15 rows: 8 chunks, one short
     loss2, grads2 = model.loss_and_grads(params, cfg, batch)
     assert float(loss2) == pytest.approx(float(loss), rel=1e-12)
     for k in grads:
@@ -196,3 +200,52 @@ def test_dropout_on_array_api_strict_agrees_with_numpy():
     np.testing.assert_allclose(to_host(loss_s), loss_np, rtol=1e-5)
     for k in params:
         np.testing.assert_allclose(to_host(grads_s[k]), grads_np[k], rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_keeps_one_minus_p_of_the_units_scaled_by_its_inverse():
+    """At p = 0.2 (where keeping with probability p or 1-p differ), over many units: the kept
+    fraction is 0.8 within 4 standard errors, kept units are 1/(1-p) = 1.25 and dropped ones 0,
+    for backend.dropout_mask and for every one of model.dropout_masks; the masks are drawn
+    independently (two masks of one shape agree on about 0.8^2 + 0.2^2 of their units)."""
+    p, cpu = 0.2, get_backend("cpu")
+
+    def assert_rate(m):
+        n = m.size
+        assert set(np.unique(m)) == {0.0, 1.25}
+        assert abs(np.mean(m > 0) - (1 - p)) < 4 * np.sqrt(p * (1 - p) / n), np.mean(m > 0)
+
+    assert_rate(dropout_mask(cpu, (400, 500), p, np.random.default_rng(0), "float64"))
+    cfg = model.Config(src_vocab=5, tgt_vocab=5, emb=30, hidden=40, maxout=20)
+    B = 500
+    masks = model.dropout_masks(cfg, B, p, np.random.default_rng(1), cpu, "float64")
+    sizes = dict(src_emb=cfg.emb, tgt_emb=cfg.emb, state=cfg.hidden, context=2 * cfg.hidden,
+                 maxout=cfg.maxout)
+    for name, m in zip(model.Masks._fields, masks, strict=True):
+        assert m.shape == (B, sizes[name]), name
+        assert_rate(m)
+    same = np.mean(masks.src_emb == masks.tgt_emb)  # n = B*E units
+    assert abs(same - 0.68) < 4 * np.sqrt(0.68 * 0.32 / masks.src_emb.size), same
+
+
+@pytest.mark.parametrize("variant", ["rnnsearch", "encdec", "diagonal"])
+def test_each_mask_reaches_exactly_the_units_it_names(variant):
+    """With one mask row shared by every sentence, dropout is the same as scaling the weights
+    that read the dropped units, and only those: m_x the source embeddings (E_src), m_y the
+    target embeddings (E_tgt, read by the decoder GRU and the deep output alike), m_s and m_c
+    only the rows of U_o and C_o (s_i and c_i entering the deep output: the recurrence, the
+    alignment and the GRU's C.. c_i see them whole), m_t the rows of W_o."""
+    cfg, params, batch = gradcheck.tiny_problem(variant, seed=3)
+    B = batch.src.shape[0]
+    rows = [np.array([[0.0 if k % 3 == 1 else 1.5 for k in range(d)]])   # (1,D): drop every
+            for d in (cfg.emb, cfg.emb, cfg.hidden, 2 * cfg.hidden, cfg.maxout)]  # third unit
+    reads = dict(src_emb=("E_src", 1), tgt_emb=("E_tgt", 1), state=("U_o", 0),
+                 context=("C_o", 0), maxout=("W_o", 0))
+    base = float(model.loss(params, cfg, batch))
+    for name, row in zip(model.Masks._fields, rows, strict=True):
+        ones = _ones(cfg, B)._replace(**{name: np.repeat(row, B, axis=0)})
+        dropped = float(model.loss(params, cfg, batch, ones))
+        weight, axis = reads[name]
+        scaled = dict(params)
+        scaled[weight] = params[weight] * (row[0] if axis == 1 else row[0][:, None])
+        assert dropped == pytest.approx(float(model.loss(scaled, cfg, batch)), rel=1e-12), name
+        assert dropped != pytest.approx(base, rel=1e-6), name

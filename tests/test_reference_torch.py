@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from minirnnsearch import bench, gradcheck, model
+from minirnnsearch.data.batching import make_batch
 
 torch = pytest.importorskip("torch")
 reference_torch = pytest.importorskip("minirnnsearch.reference_torch")
@@ -37,16 +38,87 @@ def test_user_model_has_the_same_sizes():
     assert theirs - ours == 3 * 3 * cfg.hidden + 2 * cfg.maxout
 
 
-def test_bench_compares_with_torch_in_one_run(capsys, monkeypatch):
+def _user_model() -> "reference_torch.UserRNNsearch":
+    torch.manual_seed(0)
+    cfg = model.Config(src_vocab=11, tgt_vocab=13, emb=4, hidden=5, align=6, maxout=3)
+    return reference_torch.UserRNNsearch(cfg).double()
+
+
+def _batch(src, tgt):
+    b = make_batch(src, tgt)
+    return (torch.as_tensor(b.src), torch.as_tensor(b.src_mask), torch.as_tensor(b.tgt),
+            torch.as_tensor(b.tgt_mask))
+
+
+def test_user_model_packs_padded_sources_so_padding_changes_nothing():
+    user = _user_model()
+    src, tgt = [[4, 5, 6, 7, 8], [9, 10]], [[5, 6], [7, 8, 9, 10]]
+    together = user(*_batch(src, tgt)).item()
+    alone = [user(*_batch([s], [t])).item() for s, t in zip(src, tgt, strict=True)]
+    n = [len(t) + 1 for t in tgt]  # real target tokens, </s> included
+    assert together == pytest.approx(sum(a * k for a, k in zip(alone, n, strict=True)) / sum(n),
+                                     rel=1e-12)
+
+
+def test_user_model_greedy_takes_the_most_probable_word_at_every_step():
+    user = _user_model()
+    src, src_mask, _, _ = _batch([[4, 5, 6, 7, 8], [9, 10]], [[5], [5]])
+    ys = user.greedy(src, src_mask, max_len=6)                             # (B,n)
+    assert ys.shape[0] == 2 and ys.shape[1] <= 6
+    with torch.no_grad():  # teacher-forced on its own output, the model picks it again
+        assert torch.equal(user.logits(src, src_mask, ys).argmax(dim=2), ys)
+    for b in range(2):  # a sentence alone gives the same words (padding changes nothing)
+        alone = user.greedy(src[b : b + 1, : int(src_mask[b].sum())], src_mask[b : b + 1, :
+                            int(src_mask[b].sum())], max_len=6)[0]
+        k = min(len(alone), ys.shape[1])
+        assert torch.equal(alone[:k], ys[b, :k])
+
+
+COMPARE = ["--batch", "3", "--src-len", "4", "--tgt-len", "3", "--emb", "4", "--hidden", "5",
+           "--align", "6", "--maxout", "3", "--vocab", "20", "--steps", "1", "--warmup", "0",
+           "--decode-sentences", "2", "--beam", "2", "--device", "cpu", "--compare", "torch"]
+
+
+def test_bench_compares_with_torch_each_side_in_its_own_process(capsys, monkeypatch):
     monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)  # the 2048^3 sgemm
-    args = ["--batch", "3", "--src-len", "4", "--tgt-len", "3", "--emb", "4", "--hidden", "5",
-            "--align", "6", "--maxout", "3", "--vocab", "20", "--steps", "1", "--warmup", "0",
-            "--rounds", "2", "--decode-sentences", "2", "--beam", "2", "--device", "cpu",
-            "--compare", "torch"]
-    assert bench.main(args) == 0
+    assert bench.main([*COMPARE, "--rounds", "1", "--threads", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for name in ("user", "paper_gru"):
-        assert len(out[f"torch_{name}_ms_per_round"]) == 2 == len(out["ours_ms_per_round"])
-        assert out[f"speedup_vs_torch_{name}"] == pytest.approx(
-            out[f"torch_{name}_ms_per_step"] / out["ms_per_step"], rel=0.02)
+    assert out["threads"] == out["torch_threads"] == out["ours_blas_threads"] == 1
+    assert out["torch_version"] == torch.__version__
+    for side in ("ours", "torch_user", "torch_paper_gru"):
+        assert len(out[f"{side}_ms_per_round"]) == 1
+        assert out[f"{side}_ms_per_step"] == out[f"{side}_ms_per_round"][0] > 0
+    for side in ("torch_user", "torch_paper_gru"):
+        assert out[f"speedup_vs_{side}"] == round(
+            out[f"{side}_ms_per_step"] / out["ours_ms_per_step"], 3)
+        assert out[f"{side}_peak_rss_gb"] > 0
+    assert out["ms_per_step"] == round(out["ours_ms_per_step"], 1)
     assert out["ratio"] == pytest.approx(out["achieved_gflops"] / 100.0, abs=1e-3)
+
+
+def test_compare_interleaves_rounds_and_reports_medians_and_ratios_of_its_numbers(
+        capsys, monkeypatch):
+    """The arithmetic on made-up times (tests never assert a measured one): 4 rounds, so the
+    medians are means of the two middle rounds."""
+    monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)
+    order = []
+    times = {"ours": [0.0021, 0.0024, 0.0022, 0.0030],
+             "torch_user": [0.0050, 0.0046, 0.0047, 0.0049],
+             "torch_paper_gru": [0.0031, 0.0032, 0.0033, 0.0040]}
+
+    def fake_side(args, side):
+        order.append(side)
+        return dict(side=side, step_s=times[side][order.count(side) - 1], peak_rss_gb=0.1,
+                    threads=args.threads, torch_version="x")
+
+    monkeypatch.setattr(bench, "run_side", fake_side)
+    assert bench.main([*COMPARE, "--rounds", "4", "--threads", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert order == ["ours", "torch_user", "torch_paper_gru"] * 4
+    assert out["ours_ms_per_round"] == [2.1, 2.4, 2.2, 3.0]
+    assert out["ours_ms_per_step"] == 2.3 and out["ms_per_step"] == 2.3
+    assert out["torch_user_ms_per_step"] == 4.8
+    assert out["torch_paper_gru_ms_per_step"] == 3.25
+    assert out["speedup_vs_torch_user"] == round(4.8 / 2.3, 3)
+    assert out["speedup_vs_torch_paper_gru"] == round(3.25 / 2.3, 3)
+    assert out["target_tokens_per_s"] == round(3 * 3 / 0.0023, 1)

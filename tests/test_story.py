@@ -1,32 +1,98 @@
-"""The story command: every variant on both pairs, the figures, and reuse of existing runs."""
+"""The story command: every variant on both pairs under a budget in updates, its record and
+table, the figures, reuse of existing runs and --retrain."""
 
 import functools
 import json
+import re
+
+import pytest
+from PIL import Image
 
 from minirnnsearch import story, training
 from minirnnsearch.data import corpus
+from minirnnsearch.data.batching import epoch_batches
+
+TINY = ["--test-size", "25", "--beam", "2", "--device", "cpu", "--out", "runs",
+        "--figures", "figs", "--max-steps", "3", "--valid-every", "2", "--valid-size", "10",
+        "--preset", "tiny", "--quiet", "--batch-size", "8", "--max-len", "30"]  # last: train.py
 
 
-def test_story_trains_every_variant_on_both_pairs_and_draws_the_figures(tmp_path, monkeypatch,
-                                                                         capsys):
+@pytest.fixture
+def small_corpus(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the built-in corpora are cached under ./.cache
     small = functools.partial(corpus.builtin_corpus, n_train=400, n_dev=20, n_test=30)
     monkeypatch.setattr(training, "builtin_corpus", small)
     monkeypatch.setattr(story, "builtin_corpus", small)
-    argv = ["--pair", "both", "--minutes", "1", "--test-size", "25", "--beam", "2",
-            "--device", "cpu", "--out", "runs", "--figures", "figs",
-            "--max-steps", "3", "--preset", "tiny", "--valid-size", "10", "--quiet",  # train.py
-            "--batch-size", "8", "--max-len", "30"]
-    assert story.main(argv) == 0
-    out = capsys.readouterr().out
-    for pair in ("en-fr", "en-de"):
-        for variant, label in story.LABELS.items():
-            assert f"{pair} {label}: test BLEU" in out
-            meta = json.loads((tmp_path / "runs" / pair / variant / "best.json").read_text())
-            assert meta["pair"] == pair
-        assert f"{pair} RNNsearch alignment of: {story.SENTENCES[pair]}" in out
+    return tmp_path
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_story_trains_every_variant_on_both_pairs_and_draws_the_figures(small_corpus, capsys):
+    assert story.main(["--pair", "both", *TINY]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    # train.py's own last word on each run, in ORDER: "stopped: <why>. <n> updates, ..."
+    stopped = re.findall(r"stopped: (.*)\. (\d+) updates", captured.err)
+    assert len(stopped) == 2 * len(story.ORDER)
+    kept = [int(n) for n in re.findall(r"data: (\d+) training pairs", captured.err)]
+    for p, pair in enumerate(("en-fr", "en-de")):
+        results = (small_corpus / "runs" / pair / "results.md").read_text()
+        for v, (variant, label) in enumerate(story.LABELS.items()):
+            run = small_corpus / "runs" / pair / variant
+            assert json.loads((run / "best.json").read_text())["pair"] == pair
+            record = json.loads((run / "story.json").read_text())
+            why, updates = stopped[p * len(story.ORDER) + v]
+            per_epoch = len(epoch_batches([(1, 1)] * kept[p * len(story.ORDER) + v], 8, 0, 0))
+            assert (record["stop"], record["updates"]) == (why, int(updates))
+            assert record["stop"] == "--max-steps 3 reached"
+            last = json.loads((run / "last.json").read_text())
+            assert record["updates"] == last["step"] == 3
+            assert record["epochs"] == pytest.approx(3 / per_epoch)
+            assert "--max-time" not in record["train_argv"]  # no budget in minutes
+            assert len(record["load_start"]) == len(record["load_end"]) == 3
+            log = lines(run / "log.jsonl")
+            assert [r["step"] for r in log] == [2, 3]
+            assert {(r["valid_every"], r["patience"]) for r in log} == {(2, story.PATIENCE)}
+            bleu = re.search(rf"{pair} {re.escape(label)}: test BLEU (\S+) on", out).group(1)
+            row = [x for x in results.splitlines() if x.startswith(f"| {label} |")]
+            assert len(row) == 1 and row[0] in out            # printed as written
+            assert row[0].startswith(f"| {label} | 3 | 0.1 | --max-steps 3 reached | "
+                                     f"{record['minutes']:.1f} | ")
+            assert row[0].endswith(f" | {bleu} |")
+        figures = small_corpus / "figs"
         for png in (f"bleu_by_length-{pair}.png", f"alignment-{pair}.png"):
-            assert (tmp_path / "figs" / png).read_bytes()[:4] == b"\x89PNG"
+            assert (figures / png).read_bytes()[:4] == b"\x89PNG"
+        with Image.open(figures / f"four-contexts-{pair}.png") as im:
+            titles = im.text["Description"].split("\n")
+            assert story.SENTENCES[pair] in im.text["Title"]
+        bleus = re.findall(rf"{pair} .*: test BLEU (\S+) on", out)
+        assert [t for t in titles if t.startswith("test BLEU")] == [
+            f"test BLEU {b}" for b in bleus]
+        assert titles[1] == "no alignment" and "p(a_i = j | y" in titles[4]
+        assert f"{pair} RNNsearch alignment of: {story.SENTENCES[pair]}" in out
     assert "source words  sentences   BLEU" in out
-    assert story.main(argv) == 0
+    first = (small_corpus / "runs" / "en-de" / "results.md").read_text()
+    assert story.main(["--pair", "both", *TINY]) == 0
     assert capsys.readouterr().err.count(": reusing runs/") == 2 * len(story.ORDER)
+    assert (small_corpus / "runs" / "en-de" / "results.md").read_text() == first
+
+
+def test_reuse_without_a_record_and_retrain(small_corpus, capsys):
+    assert story.main([*TINY, "--test-size", "3"]) == 0
+    run = small_corpus / "runs" / "en-fr" / "diagonal"
+    (run / "story.json").unlink()                     # as a run from before the records
+    assert story.main([*TINY, "--test-size", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "diagonal: reusing runs/en-fr/diagonal (no story.json" in captured.err
+    label = story.LABELS["diagonal"]
+    assert f"| {label} | – | – | not recorded (no story.json) |" in captured.out
+    assert story.main([*TINY, "--retrain", "--patience", "5", "--test-size", "3",
+                       "--minutes", "5"]) == 0
+    assert "reusing" not in capsys.readouterr().err
+    record = json.loads((run / "story.json").read_text())
+    assert record["updates"] == 3 and "--max-time 5.0" in " ".join(record["train_argv"])
+    log = lines(run / "log.jsonl")                    # replaced, not appended to
+    assert [(r["step"], r["patience"]) for r in log] == [(2, 5), (3, 5)]

@@ -10,7 +10,7 @@ from helpers import small_corpus
 from minirnnsearch import checkpoint, training, translation
 from minirnnsearch.data.io import DataError
 from minirnnsearch.data.subword import SubwordSegmenter, segmenters, train_subword
-from minirnnsearch.data.vocab import UNK
+from minirnnsearch.data.vocab import UNK, UNK_ID
 
 pytest.importorskip("sentencepiece")
 
@@ -66,9 +66,11 @@ def run(corpus, tmp_path_factory):
 def test_subword_run_translates_raw_text_to_raw_text(run, capsys):
     tr = translation.Translator(run, device="cpu")
     assert tr.src_seg.kind == "subword"
-    # a word no training sentence has is spelt in known pieces, not <unk>
-    ids = tr.src_vocab.encode(tr.src_seg.encode("The Zyxwvutsrq sees 42 houses."))
-    assert len(ids) > 5
+    # a word no training sentence has (of letters the training text has) is spelt in known
+    # pieces, not <unk>
+    rare = tr.src_seg.encode("snorblet")
+    assert len(rare) > 2 and UNK_ID not in tr.src_vocab.encode(rare), rare
+    assert UNK_ID not in tr.src_vocab.encode(tr.src_seg.encode("The snorblet sees the houses."))
     src = ["The dog sees the cat.", "", "We buy them near the river."]
     results = tr.translate(src, beam=2)
     for line, hs in zip(src, results, strict=True):
@@ -82,13 +84,21 @@ def test_subword_run_translates_raw_text_to_raw_text(run, capsys):
     assert "--unk-replace does nothing" in capsys.readouterr().err
 
 
+def test_digits_and_unseen_characters_reach_the_model_as_known_pieces(run):
+    tr = translation.Translator(run, device="cpu")
+    for text in ("42", "Zebra", "漢"):
+        pieces = tr.src_seg.encode(text)
+        assert UNK_ID not in tr.src_vocab.encode(pieces), (text, pieces)
+
+
 def test_resume_keeps_the_runs_subword_model(corpus, run, tmp_path):
     out = tmp_path / "r"
     assert training.main(train_args(corpus, out, "--max-steps", "4")) == 0
     before = (out / "subword.model").read_bytes()
     record = checkpoint.load_checkpoint(out, "last")[2]["subword"]
     assert training.main(train_args(corpus, out, "--max-steps", "8", "--resume",
-                                    "--subword", "300")) == 0
+                                    "--subword", "300")) == 2  # another model: a new run
+    assert training.main(train_args(corpus, out, "--max-steps", "8", "--resume")) == 0
     assert (out / "subword.model").read_bytes() == before
     assert checkpoint.load_checkpoint(out, "last")[2]["subword"] == record
 

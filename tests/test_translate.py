@@ -1,5 +1,6 @@
 """translate.py on a briefly trained run: order, empty lines, n-best, BLEU by length,
-attention pictures, <unk> replacement, and bad input."""
+attention pictures, <unk> replacement, and bad input; on random weights, each output line is its
+input line translated alone."""
 
 import json
 import shutil
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from helpers import small_corpus
 
-from minirnnsearch import training, translation
-from minirnnsearch.data.vocab import UNK_ID
+from minirnnsearch import checkpoint, model, training, translation
+from minirnnsearch.data.vocab import SPECIALS, UNK_ID, Vocab
 from minirnnsearch.decode import Hypothesis
 
 
@@ -41,6 +42,41 @@ def test_translates_in_order_keeping_empty_lines(run, tmp_path, capsys):
     code, out1, _ = translate(run, capsys, "--input", str(tmp_path / "in.en"), "--beam", "3",
                               "--batch-size", "1", "--output", str(tmp_path / "out.fr"))
     assert (tmp_path / "out.fr").read_text(encoding="utf-8") == out
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory):
+    """A run directory with random weights, N(0, 0.7^2), no training: unlike a briefly trained
+    model, it translates every sentence differently. Words: sa..st and ta..tt."""
+    cfg = model.Config(src_vocab=24, tgt_vocab=24, emb=8, hidden=12, align=10, maxout=6)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(0.0, 0.7, s).astype(np.float32)
+              for k, s in model.param_shapes(cfg).items()}
+    vocab = {side: Vocab([*SPECIALS, *(f"{side}{chr(97 + k)}" for k in range(20))]).to_dict()
+             for side in "st"}
+    run = tmp_path_factory.mktemp("random") / "run"
+    checkpoint.save_checkpoint(run, "best", params, {}, dict(
+        config=cfg.to_dict(), src_vocab=vocab["s"], tgt_vocab=vocab["t"], max_len=50))
+    return run
+
+
+def test_each_output_line_is_its_input_line_translated_alone(random_run, tmp_path, capsys):
+    """Sentences of very different lengths, decoded in batches sorted by length: output k is
+    input k's translation (the unsort), greedy and beam, by Translator and by translate.py."""
+    rng = np.random.default_rng(1)
+    lines = [" ".join(f"s{chr(97 + k)}" for k in rng.integers(0, 20, n))
+             for n in (1, 30, 3, 45, 0, 2, 12, 7)]
+    tr = translation.Translator(random_run, device="cpu")
+    for beam in (1, 3):
+        alone = [tr.translate([line], beam=beam)[0][0][0] for line in lines]
+        assert len(set(alone)) == len(lines)  # all different, so a wrong order shows
+        together = tr.translate(lines, beam=beam, batch_size=3)
+        assert [hs[0][0] for hs in together] == alone
+    (tmp_path / "in").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert translation.main(["--model", str(random_run), "--device", "cpu", "--input",
+                             str(tmp_path / "in"), "--beam", "3", "--batch-size", "2",
+                             "--quiet"]) == 0
+    assert capsys.readouterr().out == "".join(a + "\n" for a in alone)
 
 
 def test_nbest_format(run, tmp_path, capsys):

@@ -71,3 +71,10 @@ def epoch_batches(lengths: list[tuple[int, int]], batch_size: int, seed: int, ep
         chunk = sorted(order[a : a + step].tolist(), key=lambda k: lengths[k])
         batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
     return [batches[k] for k in rng.permutation(len(batches))]
+
+
+def batches_per_epoch(n_pairs: int, batch_size: int) -> int:
+    """``len(epoch_batches(...))`` for ``n_pairs`` pairs, the same in every epoch: 20 batches
+    per full chunk of ``batch_size * 20`` pairs, and as many as the last chunk needs."""
+    full, rest = divmod(n_pairs, batch_size * CHUNK_BATCHES)
+    return full * CHUNK_BATCHES + -(-rest // batch_size)

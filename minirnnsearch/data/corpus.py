@@ -23,13 +23,14 @@ The second built-in pair, English->German (``german.py``), shares the files and 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..oserrors import make_dir, reports_os_errors, write_atomic
 from .german import GermanGrammar, move_statistics, phenomena
+from .io import read_lines
 
 VOWELS = "aeiouhéèêàâîôûœ"  # h: only h muet words are listed
 
@@ -326,13 +327,6 @@ def generate_pairs(n: int, seed: int, pair: str = "en-fr") -> list[tuple[str, st
     return [g.sentence() for _ in range(n)]
 
 
-def _write_atomic(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-
-
 def builtin_corpus(cache_dir: str | Path, seed: int = 1234, n_train: int = 50000,
                    n_dev: int = 500, n_test: int = 1000, pair: str = "en-fr") -> dict[str, Path]:
     """Write (once) and return the paths of train/dev/test .en/.fr (or .de) in
@@ -345,7 +339,7 @@ def builtin_corpus(cache_dir: str | Path, seed: int = 1234, n_train: int = 50000
     paths = {name: out / name for name in names}
     if all(p.exists() for p in paths.values()):
         return paths
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     g = PAIRS[pair][1](random.Random(seed))
     train = [g.sentence() for _ in range(n_train)]
     seen = {en for en, _ in train}
@@ -358,27 +352,34 @@ def builtin_corpus(cache_dir: str | Path, seed: int = 1234, n_train: int = 50000
     splits = {"train": train, "dev": held[:n_dev], "test": held[n_dev:]}
     for name in names:  # each file atomically; a corpus counts as there once all six are
         split, lang = name.split(".")
-        _write_atomic(paths[name], [p[0 if lang == "en" else 1] for p in splits[split]])
+        text = "\n".join(p[0 if lang == "en" else 1] for p in splits[split]) + "\n"
+        write_atomic(paths[name], text.encode("utf-8"))
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.corpus",
                                  description="Write a built-in corpus and print its statistics.")
     ap.add_argument("outdir")
     ap.add_argument("--pair", default="en-fr", choices=tuple(PAIRS))
-    args = ap.parse_args(argv)
+    return ap
+
+
+@reports_os_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     paths = builtin_corpus(args.outdir, pair=args.pair)
     for p in paths.values():
-        lengths = sorted(len(line.split()) for line in p.read_text(encoding="utf-8").splitlines())
-        words = {w for line in p.read_text(encoding="utf-8").splitlines() for w in line.split()}
+        lines = read_lines(p)
+        lengths = sorted(len(line.split()) for line in lines)
+        words = {w for line in lines for w in line.split()}
         print(f"{p}: {len(lengths)} sentences, words min {lengths[0]} median "
               f"{lengths[len(lengths) // 2]} max {lengths[-1]}, "
               f"{sum(n > 30 for n in lengths) / len(lengths):.1%} over 30, "
               f"{len(words)} distinct words")
     tgt = target_language(args.pair)
-    pairs = list(zip(paths["train.en"].read_text(encoding="utf-8").splitlines(),
-                     paths[f"train.{tgt}"].read_text(encoding="utf-8").splitlines(), strict=True))
+    pairs = list(zip(read_lines(paths["train.en"]), read_lines(paths[f"train.{tgt}"]),
+                     strict=True))
     # counted back from the training text
     stats = (phenomena(pairs) if args.pair == "en-de" else
              move_statistics(pairs, en_verb=EN_VERB, tgt_verb=FR_VERB, prefix_verb={}))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..oserrors import doing
+
 
 class DataError(ValueError):
     """Bad input data; the message names the file (and line) and what is wrong."""
@@ -26,13 +28,14 @@ def decode_lines(raw_lines: Iterable[bytes], name: str | Path) -> list[str]:
 
 def read_lines(path: str | Path) -> list[str]:
     """The lines of a UTF-8 text file without their line ends (blank lines kept).
-    DataError for a missing file, a directory, or a line that is not valid UTF-8."""
+    DataError for a missing file, a directory, or a line that is not valid UTF-8; OSError,
+    marked as a failure to read ``path``, if the system cannot read it."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a text file")
-    with open(path, "rb") as f:
+    with doing("read", path), open(path, "rb") as f:  # vanished since the check: one line
         return decode_lines(f, path)
 
 

@@ -51,6 +51,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..oserrors import doing, make_dir, reports_os_errors, write_atomic
+
 DEFAULT_SOURCES = ("/usr/share/locale",)
 # printf (%s %d %1$s %-20s %lu %qT), Python (%(name)s), brace ({0} {name}), shell (${var})
 _PLACEHOLDER = re.compile(r"%(?:\d+\$)?[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|z|j|t)?[a-zA-Z%]"
@@ -130,9 +132,11 @@ def find_catalogues(sources: list[str], lang: str) -> Iterator[tuple[str, bytes]
         p = Path(source)
         if p.is_dir():
             for name in wanted([str(f) for f in p.rglob("*") if f.is_file()]):
-                yield name, Path(name).read_bytes()
+                with doing("read", name):
+                    data = Path(name).read_bytes()
+                yield name, data
         elif p.is_file() and zipfile.is_zipfile(p):
-            with zipfile.ZipFile(p) as z:
+            with doing("read", p), zipfile.ZipFile(p) as z:
                 for name in wanted(z.namelist()):
                     yield f"{p.name}:{name}", z.read(name)
         else:
@@ -236,7 +240,7 @@ def _package(path: str) -> tuple[str, str, str]:
     return pkg, version, f"/usr/share/doc/{pkg}/copyright"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.real",
                                  description="Build a parallel corpus from translation "
                                              "catalogues (see the module docstring).")
@@ -248,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev", type=int, default=1000, help="dev pairs")
     ap.add_argument("--test", type=int, default=2000, help="test pairs")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
+    return ap
+
+
+@reports_os_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     en, _, lang = args.pair.partition("-")
     if en != "en" or not lang:
         print(f"error: --pair {args.pair}: expected en-LANG (catalogues translate from English)",
@@ -262,16 +271,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     for name, part in splits.items():
         for k, side in ((0, "en"), (1, lang)):
-            (out / f"{name}.{side}").write_text("".join(p[k] + "\n" for p in part),
-                                                encoding="utf-8")
-    with open(out / "SOURCES.tsv", "w", encoding="utf-8") as f:
-        f.write("catalogue\tentries\tdebian_package\tversion\tcopyright\n")
-        for name, n in read:
-            info = _package(name) if name.startswith("/") else ("", "", "")
-            f.write("\t".join((name, str(n), *info)) + "\n")
+            write_atomic(out / f"{name}.{side}", "".join(p[k] + "\n" for p in part).encode())
+    rows = ["catalogue\tentries\tdebian_package\tversion\tcopyright\n"]
+    for name, n in read:
+        info = _package(name) if name.startswith("/") else ("", "", "")
+        rows.append("\t".join((name, str(n), *info)) + "\n")
+    write_atomic(out / "SOURCES.tsv", "".join(rows).encode())
     print(f"{len(read)} catalogues, {sum(n for _, n in read)} entries -> {len(pairs)} pairs "
           f"(train {len(splits['train'])}, dev {len(splits['dev'])}, test "
           f"{len(splits['test'])}) in {out}", file=sys.stderr)

@@ -19,12 +19,16 @@ optional dependency: ``pip install -e ".[subword]"``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
-import os
+import io
+import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .io import DataError
 from .tokenize import JOINER, detokenize, tokenize
 
@@ -43,6 +47,10 @@ class Segmenter(Protocol):
     def show(self, token: str) -> str:
         """A token as printed beside an alignment."""
 
+    def pieces(self) -> list[str]:
+        """Tokens every vocabulary of a run must hold whether or not the training text uses
+        them (none for words)."""
+
 
 class WordSegmenter:
     """Words and punctuation with joiner marks (``tokenize.py``)."""
@@ -57,6 +65,9 @@ class WordSegmenter:
 
     def show(self, token: str) -> str:
         return token.replace(JOINER, "")
+
+    def pieces(self) -> list[str]:
+        return []
 
 
 def _sentencepiece() -> Any:
@@ -73,9 +84,12 @@ class SubwordSegmenter:
 
     kind = "subword"
 
-    def __init__(self, model_file: str | Path) -> None:
+    def __init__(self, model_file: str | Path, model: bytes | None = None) -> None:
+        """The model in ``model_file``, or in ``model`` (its bytes, already read from it)."""
         self.path = Path(model_file)
-        self.sp = _sentencepiece().SentencePieceProcessor(model_file=str(self.path))
+        if model is None:
+            model = _read(self.path)
+        self.sp = _sentencepiece().SentencePieceProcessor(model_proto=model)
 
     def encode(self, line: str) -> list[str]:
         # every run of whitespace (tabs, no-break spaces) one space, as the word tokeniser does
@@ -87,26 +101,36 @@ class SubwordSegmenter:
     def show(self, token: str) -> str:
         return token
 
+    def pieces(self) -> list[str]:
+        """Every piece of the model but its control and unknown symbols: with byte fallback
+        any text segments into these, so a vocabulary that holds them all has no <unk> (the
+        byte pieces of digits and of characters the training text lacks included)."""
+        sp = self.sp
+        return [sp.id_to_piece(i) for i in range(sp.get_piece_size())
+                if not (sp.is_control(i) or sp.is_unknown(i))]
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def _read(path: Path) -> bytes:
+    """The bytes of ``path``, read by Python (not by sentencepiece's C++, whose errors name
+    neither the operation nor the cause in the system's words)."""
+    with doing("read", path):
+        return path.read_bytes()
 
 
 def train_subword(texts: Iterable[str], run_dir: str | Path, pieces: int) -> dict[str, Any]:
     """Train a unigram sentencepiece model of ``pieces`` pieces on ``texts`` (raw lines, both
-    sides), write it to ``run_dir/subword.model`` (a temporary file, then renamed), and return
-    the record kept in the checkpoint json: file name, size and SHA-256.
+    sides), write it to ``run_dir/subword.model`` (``oserrors.write_atomic``: a temporary file,
+    then renamed), and return the record kept in the checkpoint json: file name, size and
+    SHA-256.
 
     Settings: identity normalisation (the text is not rewritten, so output detokenises to
     the characters it was trained on), digits split one by one, byte fallback for characters
     outside the 99.95% most frequent, extra whitespace removed."""
     spm = _sentencepiece()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prefix = run_dir / f".subword.{os.getpid()}.tmp"
+    model = io.BytesIO()  # sentencepiece writes no file: this code writes it, atomically
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=(" ".join(t.split()) for t in texts), model_prefix=str(prefix),
+            sentence_iterator=(" ".join(t.split()) for t in texts), model_writer=model,
             vocab_size=pieces, model_type="unigram", normalization_rule_name="identity",
             split_digits=True, byte_fallback=True, character_coverage=0.9995,
             input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=1,
@@ -114,11 +138,10 @@ def train_subword(texts: Iterable[str], run_dir: str | Path, pieces: int) -> dic
     except RuntimeError as e:  # e.g. more pieces than the text can give
         raise DataError(f"--subword {pieces}: sentencepiece could not train "
                         f"({' '.join(str(e).split())[:200]})") from None
-    finally:
-        Path(f"{prefix}.vocab").unlink(missing_ok=True)
-    final = run_dir / MODEL_FILE
-    os.replace(f"{prefix}.model", final)
-    return {"file": MODEL_FILE, "pieces": pieces, "sha256": sha256(final)}
+    make_dir(run_dir)
+    write_atomic(Path(run_dir) / MODEL_FILE, model.getvalue())
+    return {"file": MODEL_FILE, "pieces": pieces,
+            "sha256": hashlib.sha256(model.getvalue()).hexdigest()}
 
 
 def segmenters(run_dir: str | Path, record: dict[str, Any] | None
@@ -131,10 +154,11 @@ def segmenters(run_dir: str | Path, record: dict[str, Any] | None
     path = Path(run_dir) / record["file"]
     if not path.is_file():
         raise DataError(f"{path}: missing; this run was trained with subword units")
-    if sha256(path) != record["sha256"]:
+    model = _read(path)  # read once: the bytes checked are the bytes loaded
+    if hashlib.sha256(model).hexdigest() != record["sha256"]:
         raise DataError(f"{path}: not the subword model this run was trained with "
                         "(SHA-256 differs from the checkpoint's)")
-    seg = SubwordSegmenter(path)
+    seg = SubwordSegmenter(path, model)
     return seg, seg
 
 
@@ -166,11 +190,7 @@ def compare(train: tuple[str, str], dev: tuple[str, str], pieces: int, work: Pat
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-    import tempfile
-
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.subword",
                                  description="Measure a joint subword model against one per "
                                              "side (see compare).")
@@ -179,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dev_src")
     ap.add_argument("dev_tgt")
     ap.add_argument("--pieces", type=int, default=8000)
-    args = ap.parse_args(argv)
+    return ap
+
+
+@reports_os_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as work:
             result = compare((args.train_src, args.train_tgt), (args.dev_src, args.dev_tgt),

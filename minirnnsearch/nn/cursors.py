@@ -14,7 +14,8 @@ position j >= a_{i-1} where a coin with probability p_stop(i,j) says "stop here"
     p(a_i=j | a_{i-1}=k) = p_stop(i,j) prod_{m=k}^{j-1} (1 - p_stop(i,m))      for k <= j < S_b
 
 so each row of the transition sums to one. The trajectory must end at the last real source word
-(a_{T_b-1} = S_b-1, the source </s>). With emissions le_ij = log p(y_i | a_i=j, y_<i, x), the
+(a_{T_b-1} = S_b-1, the source </s>; the model's emissions of </s> elsewhere are therefore
+lost mass: cursor_model.py, "Lost mass"). With emissions le_ij = log p(y_i | a_i=j, y_<i, x), the
 sentence's log-likelihood is the log-marginal over all monotone trajectories,
 
     log Z = log sum_{a: 0 <= a_0 <= .. <= a_{T_b-1} = S_b-1} prod_i p(a_i|a_{i-1}) p(y_i|a_i),

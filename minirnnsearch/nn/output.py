@@ -4,7 +4,8 @@
     t_i  = [max(t~_{i,2k-1}, t~_{i,2k})]_{k=1..L}           (L)   maxout over pairs
     p(y_i | s_i, y_{i-1}, c_i) = softmax(W_o t_i + b_o)     (V)
 
-The linear parts are plain products in ``model.py``; this module holds the maxout and the loss.
+The linear parts are plain products in ``deep_output.py``; this module holds the maxout and
+the loss.
 """
 
 from __future__ import annotations

@@ -1,0 +1,71 @@
+"""The deep output with maxout (appendix A.2.2) and the chunked softmax loss, the linear parts
+around ``nn/output.py``'s maxout and softmax cross-entropy.
+
+Shapes: N = T*B rows (one per target step of a sentence), E embedding, H hidden, L maxout
+units, V target vocabulary.
+
+    t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i                (N,2L)
+    t_i  = [max(t~_{i,2k-1}, t~_{i,2k})]_{k=1..L}           (N,L)   maxout over pairs
+    loss = -sum_i w_i log softmax(W_o t_i + b_o)[y_i]       w_i: 1/(real target tokens), 0 on pads
+
+The appendix (A.2.2) writes s_{i-1} in t~_i, the main text (eq. 4) writes s_i: this code uses s_i,
+the state that has already seen c_i and y_{i-1}. The cursors have no c_i: their emission adds
+C_o h_j per source position instead (cursor_model.py), with the same softmax chunking.
+"""
+
+from __future__ import annotations
+
+from .backend import Array, namespace
+from .nn.output import maxout_backward, maxout_forward, softmax_xent_backward, softmax_xent_forward
+
+# Rows of the (N,V) logits handled at once: the softmax and its gradient go chunk by chunk, so
+# the full logits never exist (at V = 30000 they would be the memory peak). 256 rows measured
+# fastest (python -m minirnnsearch.bench, NumPy, 2 cores) against 128, 512 and 1024 at both
+# presets: large enough for efficient products, small enough to stay in cache.
+SOFTMAX_CHUNK_ROWS = 256
+
+
+def deep_output_forward(
+    packed: dict[str, Array], s: Array, ey: Array, c: Array
+) -> tuple[Array, tuple]:
+    """s (N,H), ey (N,E), c (N,2H) -> t (N,L) = maxout(U_o s + V_o E y + C_o c) and the cache."""
+    t_tilde = s @ packed["U_o"] + ey @ packed["V_o"] + c @ packed["C_o"]  # (N,2L)
+    t, first = maxout_forward(t_tilde)                                    # (N,L)
+    return t, (s, ey, c, first)
+
+
+def deep_output_backward(
+    dt: Array, cache: tuple, packed: dict[str, Array], grads: dict[str, Array]
+) -> tuple[Array, Array, Array]:
+    """dt (N,L) -> ds (N,H), dey (N,E), dc (N,2H); weight gradients into ``grads``."""
+    s, ey, c, first = cache
+    dt_tilde = maxout_backward(dt, first)                                 # (N,2L)
+    grads["U_o"] += s.T @ dt_tilde
+    grads["V_o"] += ey.T @ dt_tilde
+    grads["C_o"] += c.T @ dt_tilde
+    return (dt_tilde @ packed["U_o"].T, dt_tilde @ packed["V_o"].T, dt_tilde @ packed["C_o"].T)
+
+
+def softmax_loss(
+    packed: dict[str, Array], t: Array, targets: Array, weights: Array,
+    grads: dict[str, Array] | None = None,
+) -> tuple[Array, Array | None]:
+    """loss = -sum_n weights_n log softmax(W_o t_n + b_o)[y_n]; t (N,L), targets (N,), weights
+    (N,). With ``grads``, the backward runs in the same chunk loop: dW_o, db_o accumulate into
+    grads and dt (N,L) is returned (else None)."""
+    xp = namespace(t)
+    N = t.shape[0]
+    W_o, b_o = packed["W_o"], packed["b_o"]
+    rows = SOFTMAX_CHUNK_ROWS
+    loss, dts = 0.0, []
+    for a in range(0, N, rows):
+        z = min(a + rows, N)                                              # rows a..z-1
+        t_c = t[a:z, ...]                                                 # (n,L)
+        loss_c, cache = softmax_xent_forward(t_c @ W_o + b_o, targets[a:z], weights[a:z])
+        loss = loss + loss_c
+        if grads is not None:
+            dlogits = softmax_xent_backward(cache)                        # (n,V)
+            grads["W_o"] += t_c.T @ dlogits                               # (L,V)
+            grads["b_o"] += xp.sum(dlogits, axis=0)                       # (V,)
+            dts.append(dlogits @ W_o.T)                                   # (n,L)
+    return loss, (xp.concat(dts, axis=0) if grads is not None else None)
