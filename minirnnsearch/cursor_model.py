@@ -79,6 +79,7 @@ from .nn.cursors import (
 from .nn.embedding import embedding_forward
 from .nn.gru import gru_step_backward, gru_step_forward
 from .nn.output import (
+    logits_forward,
     maxout_backward,
     maxout_forward,
     target_log_softmax,
@@ -189,7 +190,7 @@ def emissions_forward(
     N, rows = B * T * W, chunk_rows(packed["W_o"].shape[1])
     for a in range(0, N, rows):
         z = min(a + rows, N)                                              # cells a..z-1
-        logits = t[a:z, ...] @ packed["W_o"] + packed["b_o"]              # (n,V)
+        logits = logits_forward(t[a:z, ...], packed["W_o"], packed["b_o"])  # (n,V)
         le_c, lse_c = target_log_softmax(logits, y_cells[a:z])            # (n,), (n,)
         le.append(le_c)
         lse.append(lse_c)
@@ -213,7 +214,7 @@ def emissions_backward(
     for a in range(0, N, rows):
         z = min(a + rows, N)                                               # cells a..z-1
         t_c = t[a:z, ...]                                                  # (n,L)
-        logits = t_c @ W_o + packed["b_o"]                                 # (n,V) recomputed
+        logits = logits_forward(t_c, W_o, packed["b_o"])                   # (n,V) recomputed
         dlogits = target_log_softmax_backward(dle[a:z], logits, lse[a:z], y[a:z])  # (n,V)
         grads["W_o"] += t_c.T @ dlogits                                    # (L,V)
         grads["b_o"] += xp.sum(dlogits, axis=0)                            # (V,)

@@ -16,7 +16,13 @@ C_o h_j per source position instead (cursor_model.py), with the same softmax chu
 from __future__ import annotations
 
 from .backend import Array, namespace
-from .nn.output import maxout_backward, maxout_forward, softmax_xent_backward, softmax_xent_forward
+from .nn.output import (
+    logits_forward,
+    maxout_backward,
+    maxout_forward,
+    softmax_xent_backward,
+    softmax_xent_forward,
+)
 
 # Rows of the (N,V) logits handled at once: the softmax and its gradient go chunk by chunk, so
 # the full logits never exist (at V = 30000 they would be the memory peak). 256 rows measured
@@ -61,7 +67,8 @@ def softmax_loss(
     for a in range(0, N, rows):
         z = min(a + rows, N)                                              # rows a..z-1
         t_c = t[a:z, ...]                                                 # (n,L)
-        loss_c, cache = softmax_xent_forward(t_c @ W_o + b_o, targets[a:z], weights[a:z])
+        loss_c, cache = softmax_xent_forward(logits_forward(t_c, W_o, b_o), targets[a:z],
+                                              weights[a:z])
         loss = loss + loss_c
         if grads is not None:
             dlogits = softmax_xent_backward(cache)                        # (n,V)

@@ -30,6 +30,14 @@ def maxout_backward(dt: Array, first: Array) -> Array:
     return xp.reshape(dt[:, :, None] * won, (N, 2 * L))  # (N,2L)
 
 
+def logits_forward(t: Array, W_o: Array, b_o: Array) -> Array:
+    """W_o t + b_o for the rows of t (n,L) -> (n,V), in one fresh (n,V) array: the bias is
+    added in place rather than into a second array of the vocabulary's width."""
+    logits = t @ W_o                                      # (n,V)
+    logits += b_o
+    return logits
+
+
 def log_softmax(logits: Array) -> Array:
     """log softmax over the last axis, stable (the max is subtracted). (..., V) -> (..., V)."""
     xp = namespace(logits)
