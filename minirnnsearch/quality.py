@@ -56,7 +56,7 @@ import sacrebleu
 from . import blas, decode, model, training
 from .checkpoint import load_checkpoint
 from .cli import positive_int
-from .data.batching import epoch_batches, make_batch
+from .data.batching import make_batch
 from .data.io import DataError, read_lines, read_parallel
 from .data.subword import segmenters
 
@@ -129,14 +129,13 @@ def run_ours(args: argparse.Namespace, test_src: list[str], name: str) -> dict[s
 
     trainer = training.Trainer(args)
     info = trainer.train()
-    batches = len(epoch_batches(trainer.lengths, args.batch_size, args.seed, trainer.epoch))
     tr = Translator(args.out, "best", args.device)
     out = Path(args.out)
     hyps = {}
     for key, beam in (("greedy", 1), (f"beam{BEAM}", BEAM)):
         results = tr.translate(test_src, beam=beam, batch_size=DECODE_BATCH, name=name)
         hyps[key] = _write(out / f"test.{key}.txt", [hs[0][0] for hs in results])
-    return dict(updates=info["step"], epochs=round(trainer.epoch + trainer.pos / batches, 3),
+    return dict(updates=info["step"], epochs=round(info["epochs"], 3),
                 train_minutes=round(info["elapsed"] / 60, 3), stop=info["stop"],
                 optimizer=args.optimizer, lr=args.lr, clip=args.clip, checkpoint="best",
                 checkpoint_step=load_checkpoint(out, "best")[2]["step"],
