@@ -260,10 +260,10 @@ def our_step(cfg: model.Config, params: dict, opt: Optimizer, batch: Batch
 
 
 def profile(args: argparse.Namespace, cfg: model.Config, params: dict, batch: Batch
-            ) -> dict[str, dict[str, float]]:
+            ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, float]]:
     """``--warmup`` then ``--steps`` steps of this code on Timed copies of ``params`` and
-    ``batch`` (``opprofile``): per op, ms per step by kind, NumPy ``calls`` and the ``gflop``
-    of its matmul calls per step; ops by total time, largest first."""
+    ``batch`` (``opprofile``): per op, ms per step by kind (ops by total time, largest first),
+    NumPy calls per step, and the GFLOP of its matmul calls per step."""
     params_t = {k: opprofile.timed(v) for k, v in params.items()}
     step = our_step(cfg, params_t, make_optimizer("adam", params_t),
                     Batch(*(opprofile.timed(a) for a in batch)))
@@ -271,10 +271,8 @@ def profile(args: argparse.Namespace, cfg: model.Config, params: dict, batch: Ba
         step()
     overhead = opprofile.calibrate()
     rec = opprofile.record(step, args.steps)
-    calls = opprofile.calls_per_step(rec, args.steps)
-    gflop = opprofile.gflop_per_step(rec, args.steps)
-    return {op: {**row, "calls": calls.get(op, 0.0), "gflop": gflop.get(op, 0.0)}
-            for op, row in opprofile.table(rec, args.steps, overhead).items()}
+    return (opprofile.table(rec, args.steps, overhead),
+            opprofile.calls_per_step(rec, args.steps), opprofile.gflop_per_step(rec, args.steps))
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -286,7 +284,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     batch = make_batch([s for s, _ in pairs], [t for _, t in pairs]).to(backend)
     steps = [our_step(cfg, p, opt, batch) for cfg, _, p, opt in setups]
     if args.profile:  # where the time of the first variant's steps goes
-        prof = profile(args, setups[0][0], setups[0][2], batch)
+        ops, calls, gflop = profile(args, setups[0][0], setups[0][2], batch)
     step_s = _median_times(steps, args.warmup, args.steps)
     sgemm = peak(backend)
     results = [_result(args, backend, cfg, params, batch, t, sgemm)
@@ -294,13 +292,12 @@ def run(args: argparse.Namespace) -> list[dict]:
     for r in results:
         r["load_avg"] = [round(load_start, 1), round(os.getloadavg()[0], 1)]
     if args.profile:
-        ops = {op: {k: row[k] for k in opprofile.KINDS} for op, row in prof.items()}
-        print(opprofile.format_table(
-            ops, {op: row["calls"] for op, row in prof.items()},
-            {op: row["gflop"] for op, row in prof.items()}, 1000 * step_s[0],
-            results[0]["gflop_per_step"]), file=sys.stderr)
+        print(opprofile.format_table(ops, calls, gflop, 1000 * step_s[0],
+                                     results[0]["gflop_per_step"]), file=sys.stderr)
         results[0]["profile_ms_per_step"] = {
-            op: {k: round(v, 3) for k, v in row.items() if v} for op, row in prof.items()}
+            op: {k: round(v, 3) for k, v in {**row, "calls": calls.get(op, 0.0),
+                                             "gflop": gflop.get(op, 0.0)}.items() if v}
+            for op, row in ops.items()}
         results[0]["profile_ms_by_kind"] = {
             k: round(v, 3) for k, v in opprofile.by_kind(ops).items()}
     return results

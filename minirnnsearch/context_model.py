@@ -126,7 +126,6 @@ def _forward(
                                 gru_caches, ctx_caches, out_cache, dt, m)
 
 
-
 def _backward(packed: dict[str, Array], cfg: Config, ctx: Context, f: _Decoded,
               grads: dict[str, Array]) -> None:
     """Backward of ``_forward`` from the softmax layer's dt down to the embeddings, accumulating

@@ -56,9 +56,10 @@ import sacrebleu
 from . import blas, decode, model, training
 from .checkpoint import load_checkpoint
 from .cli import positive_int
-from .data.batching import epoch_batches, make_batch
+from .data.batching import make_batch
 from .data.io import DataError, read_lines, read_parallel
 from .data.subword import segmenters
+from .oserrors import make_dir, write_atomic
 
 SIDES = ("ours", "torch")
 TORCH_LR = 1e-3       # torch.optim.Adam's default
@@ -118,7 +119,7 @@ def _sizes(cfg: model.Config, args: argparse.Namespace) -> dict[str, int]:
 
 
 def _write(path: Path, lines: list[str]) -> str:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
     return str(path)
 
 
@@ -129,14 +130,13 @@ def run_ours(args: argparse.Namespace, test_src: list[str], name: str) -> dict[s
 
     trainer = training.Trainer(args)
     info = trainer.train()
-    batches = len(epoch_batches(trainer.lengths, args.batch_size, args.seed, trainer.epoch))
     tr = Translator(args.out, "best", args.device)
     out = Path(args.out)
     hyps = {}
     for key, beam in (("greedy", 1), (f"beam{BEAM}", BEAM)):
         results = tr.translate(test_src, beam=beam, batch_size=DECODE_BATCH, name=name)
         hyps[key] = _write(out / f"test.{key}.txt", [hs[0][0] for hs in results])
-    return dict(updates=info["step"], epochs=round(trainer.epoch + trainer.pos / batches, 3),
+    return dict(updates=info["step"], epochs=round(info["epochs"], 3),
                 train_minutes=round(info["elapsed"] / 60, 3), stop=info["stop"],
                 optimizer=args.optimizer, lr=args.lr, clip=args.clip, checkpoint="best",
                 checkpoint_step=load_checkpoint(out, "best")[2]["step"],
@@ -203,7 +203,7 @@ def run_torch(args: argparse.Namespace, test_src: list[str], threads: int) -> di
         ys = net.greedy(torch.as_tensor(b.src), torch.as_tensor(b.src_mask), int(limit.max()))
         for r, k in enumerate(idx):
             out[k] = tgt_seg.decode(tgt_vocab.decode(ys[r, : limit[r]].tolist()))
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    make_dir(args.out)
     return dict(updates=step, epochs=round(epoch + pos / len(batches), 3),
                 train_minutes=round(elapsed / 60, 3), stop=stop, optimizer="adam",
                 lr=TORCH_LR, clip=TORCH_CLIP, init="PyTorch's default (torch.manual_seed(seed))",

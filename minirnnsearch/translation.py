@@ -102,14 +102,13 @@ class Translator:
                 toks[n - 1] = t[: self.max_len]
         out: list[list] = [[("", 0.0, np.zeros((0, 0)), [], [])] for _ in lines]
         keep = [k for k, t in enumerate(toks) if t]
+        ids = [self.src_vocab.encode(toks[k]) for k in keep]
         bar = tqdm(total=len(keep), disable=not progress, unit="sent", file=sys.stderr)
-        hyps = decode.decode_sentences(self.packed, self.cfg, self.backend,
-                                       [self.src_vocab.encode(toks[k]) for k in keep],
-                                       batch_size, beam, alpha, nbest, on_batch=bar.update)
+        hyps = decode.decode_sentences(self.packed, self.cfg, self.backend, ids, batch_size,
+                                       beam, alpha, nbest, on_batch=bar.update)
         bar.close()
         # the figure: the cursors' posterior given all of y (the others' rows stay as they are)
-        hyps = decode.smooth_alignments(self.packed, self.cfg, self.backend,
-                                        [self.src_vocab.encode(toks[k]) for k in keep], hyps,
+        hyps = decode.smooth_alignments(self.packed, self.cfg, self.backend, ids, hyps,
                                         batch_size)
         for k, hs in zip(keep, hyps, strict=True):
             out[k] = [self._finish(h, toks[k], unk_replace) for h in hs]
