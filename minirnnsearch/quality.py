@@ -59,7 +59,7 @@ from .cli import positive_int
 from .data.batching import make_batch
 from .data.io import DataError, read_lines, read_parallel
 from .data.subword import segmenters
-from .oserrors import make_dir, write_atomic
+from .oserrors import make_dir, reports_os_errors, write_atomic
 
 SIDES = ("ours", "torch")
 TORCH_LR = 1e-3       # torch.optim.Adam's default
@@ -251,6 +251,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
                 sacrebleu=str(bleu.get_signature()), **results)
 
 
+@reports_os_errors
 def main(argv: list[str] | None = None) -> int:
     """A side's child process: ``--side ours|torch --test-src F --test-tgt F --threads N``
     followed by train.py's arguments; prints the side's JSON line."""
