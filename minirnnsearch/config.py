@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 VARIANTS = ("encdec", "diagonal", "rnnsearch", "cursors")
+# Initialisations by name: the paper's appendix B.1, or PyTorch's defaults (params.init_params).
+INITS = ("paper", "fan-in")
 
 # Model sizes by name. "paper" is appendix A/B.1 of the paper (its vocabularies were 30,000).
 PRESETS: dict[str, dict[str, int]] = {
@@ -41,10 +43,13 @@ class Config:
     maxout: int = 128           # L, maxout units of the deep output (paper l = 500)
     band: int = 0               # cursors, training only: emissions within +-band of the
                                 # diagonal (0: every source position, the exact marginal)
+    init: str = "paper"         # paper: appendix B.1; fan-in: PyTorch's defaults (params.py)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}: choose one of {VARIANTS}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}: choose one of {INITS}")
         for f in fields(self):
             if f.type == "int" and getattr(self, f.name) < (0 if f.name == "band" else 1):
                 raise ValueError(f"config {f.name} must be a "
@@ -62,5 +67,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        """The fields of ``d``; ``band``, added later, takes its default when missing."""
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name != "band" or f.name in d})
+        """The fields of ``d``; ``band`` and ``init``, added later, take their defaults when
+        missing."""
+        return cls(**{f.name: d[f.name] for f in fields(cls)
+                      if f.name not in ("band", "init") or f.name in d})

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from . import params as _params
 from .backend import Array, Backend, namespace
-from .config import PRESETS, VARIANTS, Config
+from .config import INITS, PRESETS, VARIANTS, Config
 from .context_model import ContextModel
 from .contexts import Diagonal, FixedVector, SoftSearch
 from .cursor_model import CursorModel
@@ -33,7 +33,7 @@ from .dropout import NO_MASKS, Masks, dropout_masks
 from .encoder import Encoded
 from .params import pack_params
 
-__all__ = ["FAMILIES", "NO_MASKS", "PRESETS", "VARIANTS", "Config", "Encoded", "Family",
+__all__ = ["FAMILIES", "INITS", "NO_MASKS", "PRESETS", "VARIANTS", "Config", "Encoded", "Family",
            "Masks", "decoder_step", "dropout_masks", "encode", "family", "init_params", "loss",
            "loss_and_grads", "pack_params", "param_shapes"]
 
@@ -85,8 +85,9 @@ def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
 def init_params(
     cfg: Config, backend: Backend, seed: int = 0, dtype: str = "float32"
 ) -> dict[str, Array]:
-    """Appendix B.1 (``params.init_params``), the same numbers on every backend for a seed."""
-    return _params.init_params(param_shapes(cfg), backend, seed, dtype)
+    """Appendix B.1, or PyTorch's defaults with ``cfg.init == "fan-in"``
+    (``params.init_params``); the same numbers on every backend for a seed."""
+    return _params.init_params(param_shapes(cfg), backend, seed, dtype, cfg.init)
 
 
 def loss(params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None

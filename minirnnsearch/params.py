@@ -66,16 +66,30 @@ def _is_recurrent(name: str) -> bool:
 
 
 def init_params(
-    shapes: dict[str, tuple[int, ...]], backend: Backend, seed: int = 0, dtype: str = "float32"
+    shapes: dict[str, tuple[int, ...]], backend: Backend, seed: int = 0, dtype: str = "float32",
+    scheme: str = "paper",
 ) -> dict[str, Array]:
-    """Appendix B.1: recurrent U matrices random orthogonal; W_a, U_a ~ N(0, 0.001^2) (and the
-    cursors' W_stop, U_stop: ``SMALL_INIT``); v_a (v_stop) and all biases zero; every other
-    matrix ~ N(0, 0.01^2). Drawn on the host with NumPy from ``seed``, in the order of
-    ``shapes`` (the same numbers on every backend), then moved to the device once."""
+    """Drawn on the host with NumPy from ``seed``, in the order of ``shapes`` (the same numbers
+    on every backend), then moved to the device once. Biases are zero in both schemes.
+
+    ``paper``, appendix B.1: recurrent U matrices random orthogonal; W_a, U_a ~ N(0, 0.001^2)
+    (and the cursors' W_stop, U_stop: ``SMALL_INIT``); v_a (v_stop) zero; every other matrix
+    ~ N(0, 0.01^2).
+    ``fan-in``, PyTorch's defaults: the embeddings ~ N(0, 1) (``nn.Embedding``); every other
+    matrix, stored (in, out), and v_a (v_stop) ~ U(-1/sqrt(in), 1/sqrt(in)) (``nn.Linear``, and
+    ``nn.GRU``'s 1/sqrt(H) for the (H, .) recurrent matrices)."""
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in shapes.items():
-        if _is_recurrent(name):
+        if scheme == "fan-in":
+            if name in ("E_src", "E_tgt"):
+                value = rng.standard_normal(shape)
+            elif len(shape) == 2 or name in ("v_a", "v_stop"):
+                bound = 1.0 / np.sqrt(shape[0])
+                value = rng.uniform(-bound, bound, shape)
+            else:                                   # the biases
+                value = np.zeros(shape)
+        elif _is_recurrent(name):
             q, r = np.linalg.qr(rng.standard_normal(shape))
             value = q * np.sign(np.diag(r))     # uniformly random orthogonal
         elif name in SMALL_INIT:

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("emb", "E, embedding size"), ("hidden", "H, GRU state size"),
                         ("align", "A, alignment hidden size"), ("maxout", "L, maxout units")):
         m.add_argument(f"--{name}", type=positive_int, help=f"{help_} (overrides the preset)")
+    m.add_argument("--init", default="paper", choices=model.INITS,
+                   help="paper (default): appendix B.1, N(0, 0.01^2) and orthogonal recurrent "
+                        "matrices; fan-in: PyTorch's defaults, N(0, 1) embeddings and "
+                        "U(+-1/sqrt(fan-in)) matrices, which learnt faster on real text "
+                        "(docs/real-data.md)")
     m.add_argument("--band", type=non_negative_int, default=0,
                    help="cursors only: in training, emissions only within +-BAND source "
                         "positions of the diagonal (cheaper, an upper bound of the exact loss); "
@@ -181,8 +186,8 @@ def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
     --vocab-size, --valid-size, --clip and the data files: those are left out, so they cannot
     be checked (and the command line's are used, as then)."""
     cfg = model.Config.from_dict(meta["config"])
-    settings = {k: getattr(cfg, k) for k in ("variant", "band", "emb", "hidden", "align",
-                                             "maxout")}
+    settings = {k: getattr(cfg, k) for k in ("variant", "band", "init", "emb", "hidden",
+                                             "align", "maxout")}
     settings.update({k: meta[k] for k in ("seed", "batch_size", "max_len", "optimizer")})
     # lr None (older runs): the optimiser's default, read from an optimiser of no parameters
     settings["lr"] = make_optimizer(meta["optimizer"], {}, meta["lr"]).lr
@@ -379,7 +384,7 @@ class Trainer:
                      if getattr(args, k) is not None}
             self.cfg = model.Config.from_preset(
                 args.preset, src_vocab=len(self.src_vocab), tgt_vocab=len(self.tgt_vocab),
-                variant=args.variant, band=args.band, **sizes)
+                variant=args.variant, band=args.band, init=args.init, **sizes)
             self.params = model.init_params(self.cfg, self.backend, args.seed)
             if args.lr is None and args.optimizer == "adam":
                 args.lr = ADAM_LR

@@ -123,6 +123,29 @@ def test_initialisation_follows_appendix_b1():
     assert "W_a" not in model.param_shapes(model.Config(5, 5, variant="encdec"))
 
 
+@pytest.mark.parametrize("variant", model.VARIANTS)
+def test_fan_in_initialisation_is_pytorchs(variant):
+    """--init fan-in: N(0, 1) embeddings (nn.Embedding); every matrix (in, out) and v_a/v_stop
+    U(-1/sqrt(in), 1/sqrt(in)) (nn.Linear, nn.GRU); zero biases."""
+    cfg = model.Config.from_preset("small", src_vocab=500, tgt_vocab=600, variant=variant,
+                                   init="fan-in")
+    p = model.init_params(cfg, get_backend("cpu"), seed=3)
+    for name, v in p.items():
+        v = v.astype(np.float64)
+        if name in ("E_src", "E_tgt"):
+            assert abs(v.mean()) < 0.01 and abs(v.std() - 1.0) < 0.01, name
+        elif v.ndim == 2 or name in ("v_a", "v_stop"):
+            bound = 1.0 / np.sqrt(v.shape[0])
+            assert np.abs(v).max() <= bound * (1 + 1e-6), name
+            # uniform on [-b, b]: standard deviation b / sqrt(3)
+            assert abs(v.std() / (bound / np.sqrt(3)) - 1.0) < 0.1, name
+        else:
+            assert np.all(v == 0), name
+    paper = model.init_params(model.Config.from_preset("small", src_vocab=500, tgt_vocab=600,
+                                                       variant=variant), get_backend("cpu"), 3)
+    assert paper["W_o"].std() < 0.02 < p["W_o"].std()
+
+
 def test_config_rejects_bad_values_and_round_trips():
     with pytest.raises(ValueError, match="variant"):
         model.Config(10, 10, variant="transformer")
@@ -133,6 +156,10 @@ def test_config_rejects_bad_values_and_round_trips():
     cfg = model.Config.from_preset("paper", src_vocab=30000, tgt_vocab=30000)
     assert (cfg.emb, cfg.hidden, cfg.align, cfg.maxout) == (620, 1000, 1000, 500)
     assert model.Config.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="init"):
+        model.Config(10, 10, init="xavier")
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("band", "init")}
+    assert model.Config.from_dict(old) == cfg  # checkpoints from before band and init
 
 
 def test_every_variant_a_config_accepts_has_one_family():

@@ -385,7 +385,8 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--vocab-size", "100", "30000"), ("--subword", "50", "whole words"),
     ("--variant", "encdec", "rnnsearch"), ("--preset", "small", "tiny"),
     ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
-    ("--maxout", "7", None), ("--band", "2", "0"), ("--batch-size", "9", "8"),
+    ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "fan-in", "paper"),
+    ("--batch-size", "9", "8"),
     ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--clip", "2.0", "1.0"),
     ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
 ]
