@@ -135,10 +135,11 @@ class Recorder:
         return "(outside this package)"
 
     def record(self, entry: str, kind: str, start: float, t0: float, t1: float,
-               flops: int = 0) -> None:
+               flops: int = 0, depth: int = 2) -> None:
         """One NumPy call entered at ``start``, running from ``t0`` to ``t1``, doing ``flops``
-        FLOPs in matrix products."""
-        op = self.label(sys._getframe(2))
+        FLOPs in matrix products; charged to the function ``depth`` frames up (2: the caller
+        of the hook that calls this)."""
+        op = self.label(sys._getframe(depth))
         self.seconds[(op, "python")] += start - self.last
         self.seconds[(op, kind)] += t1 - t0
         self.calls[(op, kind)] += 1
@@ -171,19 +172,24 @@ def _timed(x: Any) -> Any:
     return x
 
 
+def _recorded(entry: str, kind: str, start: float, t0: float, t1: float, result: Any) -> Any:
+    """Record one NumPy call of a hook (charged to the function that called the hook, three
+    frames up) and hand back its result with plain ndarrays as Timed views."""
+    if _active is not None:
+        _active.record(entry, kind, start, t0, t1, depth=3)
+    result = _timed(result)
+    if _active is not None:
+        _active.last = time.perf_counter()
+    return result
+
+
 def _creating(f: Callable) -> Callable:
     """``f``, a NumPy creation function, timed as a copy, its result Timed."""
     @functools.wraps(f)
     def create(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         result = f(*args, **kwargs)
-        t1 = time.perf_counter()
-        if _active is not None:
-            _active.record("create", "copies", start, start, t1)
-        result = _timed(result)
-        if _active is not None:
-            _active.last = time.perf_counter()
-        return result
+        return _recorded("create", "copies", start, start, time.perf_counter(), result)
     return create
 
 
@@ -242,26 +248,14 @@ class Timed(np.ndarray):
         args, kwargs = _plain(args), {k: _plain(v) for k, v in kwargs.items()}
         t0 = time.perf_counter()
         result = func(*args, **kwargs)
-        t1 = time.perf_counter()
-        if _active is not None:
-            _active.record("function", function_kind(func), start, t0, t1)
-        result = _timed(result)
-        if _active is not None:
-            _active.last = time.perf_counter()
-        return result
+        return _recorded("function", function_kind(func), start, t0, time.perf_counter(), result)
 
     def __getitem__(self, key: Any) -> Any:
         start = time.perf_counter()
         plain, key = self.view(np.ndarray), _plain(key)
         t0 = time.perf_counter()
         result = plain[key]
-        t1 = time.perf_counter()
-        if _active is not None:
-            _active.record("index", "copies", start, t0, t1)
-        result = _timed(result)
-        if _active is not None:
-            _active.last = time.perf_counter()
-        return result
+        return _recorded("index", "copies", start, t0, time.perf_counter(), result)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         start = time.perf_counter()
