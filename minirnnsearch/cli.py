@@ -16,6 +16,7 @@ and exit status 2, before any file is read or any model is built. Give them as `
     positive_float        finite numbers > 0         --lr, --clip, --max-time, --threshold
     non_negative_float    finite numbers >= 0        --alpha
     probability           numbers in [0, 1)          a dropout rate
+    factor                numbers in (0, 1]          --lr-decay (1: no change)
     output_dir            not an existing file,      --out, --figures, --attention-png
                           nor inside one
     output_file           not a directory, and in    --output, --plot-lengths
@@ -93,6 +94,14 @@ def probability(text: str) -> float:
     x = _float(text)
     if not 0 <= x < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return x
+
+
+def factor(text: str) -> float:
+    """A number in (0, 1]: a factor that shrinks something (1 leaves it as it is)."""
+    x = _float(text)
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return x
 
 

@@ -111,6 +111,11 @@ class Local:
         KeyboardInterrupt on every rank)."""
         return stop
 
+    def from_root(self, value: T) -> T:
+        """Rank 0's ``value`` on every rank (a small Python object, e.g. a learning rate that
+        rank 0's validations decided)."""
+        return value
+
     def together(self, setup: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
         """``setup()`` on every rank; if it raises one of ``errors`` on any rank, RankError on
         every rank (so no rank waits for one that gave up)."""
@@ -202,6 +207,9 @@ class MPIGroup(Local):
         if signalled:
             raise KeyboardInterrupt
         return self.comm.bcast(stop, root=0) if root_stops else ""
+
+    def from_root(self, value: T) -> T:
+        return self.comm.bcast(value, root=0)
 
     def together(self, setup: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
         try:

@@ -41,6 +41,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .cli import (
+    factor,
     non_negative_int,
     output_dir,
     positive_float,
@@ -140,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=positive_float,
                    help=f"learning rate (default: {ADAM_LR:g} for adam, the optimiser's own "
                         "for adadelta (1.0) and sgd (0.1))")
+    t.add_argument("--lr-decay", type=factor, default=1.0, metavar="F",
+                   help="multiply the learning rate by F after every validation without a "
+                        "better dev BLEU (decay on plateau, as OpenNMT-lua and PyTorch's "
+                        "ReduceLROnPlateau with patience 0); default 1: a constant rate")
     t.add_argument("--clip", type=positive_float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
     t.add_argument("--dropout", type=probability, default=0.0, metavar="P",
@@ -191,6 +196,7 @@ def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
     settings.update({k: meta[k] for k in ("seed", "batch_size", "max_len", "optimizer")})
     # lr None (older runs): the optimiser's default, read from an optimiser of no parameters
     settings["lr"] = make_optimizer(meta["optimizer"], {}, meta["lr"]).lr
+    settings["lr_decay"] = meta.get("lr_decay", 1.0)  # runs from before --lr-decay: constant
     settings["pair"] = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
     settings["dropout"] = meta.get("dropout", 0.0)  # and those from before --dropout without
     settings["subword"] = (meta.get("subword") or {}).get("pieces")  # None: whole words
@@ -402,6 +408,7 @@ class Trainer:
             self.params = {k: self.backend.asarray(params[k]) for k in expected}
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
             self.opt.load_state_dict({k: self.backend.asarray(v) for k, v in opt_state.items()})
+            self.opt.lr = meta.get("lr_now", self.opt.lr)  # as --lr-decay left it
             self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
             self.best_bleu, self.bad_validations = meta["best_bleu"], meta["bad_validations"]
             print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
@@ -416,7 +423,8 @@ class Trainer:
         return dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
-                    optimizer=self.args.optimizer, lr=self.args.lr, seed=self.args.seed,
+                    optimizer=self.args.optimizer, lr=self.args.lr, lr_now=self.opt.lr,
+                    lr_decay=self.args.lr_decay, seed=self.args.seed,
                     batch_size=self.args.batch_size, max_len=self.args.max_len,
                     pair=None if self.args.train_src else self.args.pair,
                     subword=self.corpus.subword, dropout=self.args.dropout,
@@ -431,8 +439,8 @@ class Trainer:
 
     def fingerprint(self) -> str:
         """The state every rank must share: parameters, optimiser state, position."""
-        return distributed.fingerprint({**self.params, **self.opt.state}, self.opt.t, self.step,
-                                       self.epoch, self.pos)
+        return distributed.fingerprint({**self.params, **self.opt.state}, self.opt.t,
+                                       self.opt.lr, self.step, self.epoch, self.pos)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -449,7 +457,7 @@ class Trainer:
         record = dict(step=self.step, epoch=self.epoch + 1, loss=train_loss,
                       dev_loss=dev_loss(self.params, self.cfg, self.backend, self.corpus,
                                         self.args.batch_size),
-                      dev_bleu=score, tokens_per_s=tokens_per_s, elapsed=elapsed,
+                      dev_bleu=score, lr=self.opt.lr, tokens_per_s=tokens_per_s, elapsed=elapsed,
                       valid_every=self.args.valid_every, patience=self.args.patience)
         append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
@@ -457,6 +465,7 @@ class Trainer:
             self.best_bleu, self.bad_validations = score, 0
         else:
             self.bad_validations += 1
+            self.decay_lr()
         k = min(range(len(detok)), key=lambda i: abs(len(detok[i].split()) - 12))
         tqdm.write(f"step {self.step}: dev loss {record['dev_loss']:.3f}, dev BLEU {score:.2f}"
                    f"{' (best)' if improved else ''}, {tokens_per_s:.0f} tokens/s\n"
@@ -464,6 +473,13 @@ class Trainer:
         if improved:
             self.save("best")
         return record
+
+    def decay_lr(self) -> None:
+        """After a validation without a better dev BLEU: lr <- lr * --lr-decay (1: unchanged).
+        Adam's moments stay as they are; only the step size shrinks."""
+        if self.args.lr_decay < 1:
+            self.opt.lr *= self.args.lr_decay
+            tqdm.write(f"no better dev BLEU: learning rate now {self.opt.lr:.3g}", file=sys.stderr)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -492,6 +508,7 @@ class Trainer:
                     self.save("last")
                     # rank 0 keeps the validation record, so its patience decides
                     stop = self.group.agree_stop(self.out_of_patience() or stop)
+                    self.opt.lr = self.group.from_root(self.opt.lr)  # as rank 0's dev BLEU says
                     self.group.check_same("the parameters", self.fingerprint)
                 if stop:
                     break

@@ -156,6 +156,21 @@ def test_two_ranks_share_out_the_dropout_masks_with_the_pairs(corpus, tmp_path):
 
 
 @needs_mpi
+def test_two_ranks_decay_the_rate_as_rank_0s_validations_say(corpus, tmp_path):
+    """--lr-decay with a validation at every update: only rank 0 validates, and both ranks
+    train with the rate its dev BLEU decided (a rank with its own rate would differ, and the
+    ranks' check after each validation would stop the run)."""
+    decay = ("--max-steps", "4", "--valid-every", "1", "--valid-size", "3", "--lr-decay", "0.5")
+    assert training.main(args(corpus, tmp_path / "one", *decay)) == 0
+    code, err = mpirun("train", "--", *args(corpus, tmp_path / "two", *decay))
+    assert code == 0, err
+    one = checkpoint.load_checkpoint(tmp_path / "one", "last")
+    two = checkpoint.load_checkpoint(tmp_path / "two", "last")
+    assert one[2]["lr_now"] == two[2]["lr_now"] < one[2]["lr"]  # it did decay
+    assert_same_run(one[0], two[0])
+
+
+@needs_mpi
 def test_resume_across_rank_counts(corpus, one_rank, tmp_path):
     # one process for 3 updates, then two ranks to 6
     assert training.main(args(corpus, tmp_path, "--max-steps", "3")) == 0

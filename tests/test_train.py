@@ -387,7 +387,8 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
     ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "fan-in", "paper"),
     ("--batch-size", "9", "8"),
-    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--clip", "2.0", "1.0"),
+    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "0.5", "1.0"),
+    ("--clip", "2.0", "1.0"),
     ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
 ]
 
@@ -545,6 +546,36 @@ def test_patience_stops_after_exactly_n_validations_without_a_better_bleu_and_be
     assert training.main(args(corpus, tmp_path / "three", *fast, "--max-steps", "3")) == 0
     for k, v in params_of(tmp_path / "three").items():  # best holds update 3's parameters
         np.testing.assert_array_equal(best_params[k], v, err_msg=k)
+
+
+def test_lr_decay_halves_the_rate_after_each_validation_without_a_better_bleu(
+        corpus, tmp_path, monkeypatch):
+    """Dev BLEU 1, 0.5, 2, 1, 2, 1.5 with --lr-decay 0.5: the rate halves after validations 2,
+    4, 5 and 6 (each log line has the rate its interval trained with); the last checkpoint
+    keeps the decayed rate, and a run resumed from it takes the rate and goes on as an unbroken
+    run does."""
+    scores = [1.0, 0.5, 2.0, 1.0, 2.0, 1.5]
+    fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "100", "--lr", "0.01",
+            "--lr-decay", "0.5")
+    scripted_bleu(monkeypatch, scores)
+    assert training.main(args(corpus, tmp_path / "a", *fast, "--max-steps", "6")) == 0
+    log = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.00125]
+    meta = checkpoint.load_checkpoint(tmp_path / "a", "last")[2]
+    assert (meta["lr"], meta["lr_now"], meta["lr_decay"]) == (0.01, 0.000625, 0.5)
+    scripted_bleu(monkeypatch, scores)
+    assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "4")) == 0
+    scripted_bleu(monkeypatch, scores[4:])
+    assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "6",
+                              "--resume")) == 0
+    for k, v in params_of(tmp_path / "a").items():
+        np.testing.assert_array_equal(params_of(tmp_path / "b")[k], v, err_msg=k)
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["lr_now"] == 0.000625
+    monkeypatch.undo()
+    assert training.main(args(corpus, tmp_path / "c", *fast[:-2], "--max-steps", "6")) == 0
+    assert not np.array_equal(params_of(tmp_path / "c")["W_o"], params_of(tmp_path / "a")["W_o"])
+    assert training.main(args(corpus, tmp_path / "b", *fast[:-2], "--lr-decay", "0.25",
+                              "--max-steps", "7", "--resume")) == 2  # fixed by the run
 
 
 def whole_state(run, name="last"):
