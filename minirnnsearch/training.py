@@ -639,6 +639,9 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
         if args.dropout and args.variant == "cursors":
             ap.error("--dropout is not implemented for --variant cursors")
     given = given_options(ap, argv)
+    if not args.resume and "pair" in given and (args.train_src or args.train_tgt):
+        ap.error("--pair chooses a built-in corpus: give it or your own files "
+                 "(--train-src ...), not both")
     group = distributed.init()
     one_line = (DataError, CheckpointError, DeviceError, TrainingError)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every

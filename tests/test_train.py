@@ -93,6 +93,10 @@ def test_bad_data_files(corpus, tmp_path, capsys):
     fails(args(corpus, tmp_path / "r") + ["--dev-src", str(tmp_path / "empty.en")], capsys,
           "empty.en: empty file")
     fails(["--train-src", str(corpus / "train.en"), "--quiet"], capsys, "go together")
+    with pytest.raises(SystemExit) as e:  # own files and a built-in pair: which one is meant?
+        training.main(args(corpus, tmp_path / "r", "--pair", "en-de"))
+    assert e.value.code == 2 and not (tmp_path / "r").exists()
+    assert "--pair chooses a built-in corpus" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_bad_resume(corpus, tmp_path, capsys):
