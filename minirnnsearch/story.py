@@ -4,8 +4,9 @@
                                   [--max-steps N] [--minutes M] [--out runs/story]
                                   [--figures docs] [--retrain]
 
-Trains every model of the story (``ORDER``) on each pair to its plateau: until its dev BLEU
-has not improved for ``--patience`` validations (one every ``--valid-every`` updates, on
+Trains every model of the story (``ORDER``) on each pair to its plateau: its learning rate
+shrunk by ``--lr-decay`` at every validation without a better dev BLEU, until ``--patience``
+validations in a row have brought none (one every ``--valid-every`` updates, on
 ``--valid-size`` dev sentences), with a cap in updates (``--max-steps``) and, if given, one in
 minutes (``--minutes``). A budget in updates, not minutes, makes a model's result independent of
 what else the machine was doing. Options the story does not know go to train.py as they are.
@@ -80,8 +81,9 @@ LR_DECAY = 0.5      # train.py --lr-decay: the rate's factor after each of them
 VALID_SIZE = 200    # dev sentences translated (greedy) per validation, as train.py --valid-size
 MAX_STEPS = 20000   # the cap in updates, 32 epochs: meant never to be reached (the table says
                     # so when it is)
-BAND = 2            # the cursors' training band (train.py --band): 2.9 times RNNencdec's step
-                    # here where the exact marginal is 7.7 times RNNsearch's (docs/performance.md)
+BAND = 2            # the cursors' training band (train.py --band): a step 2.2 times RNNsearch's
+                    # here (bench --variant rnnsearch cursors --band 2), the exact marginal's 7.7
+                    # times (docs/cursors.md)
 TEST_SIZE = 1000    # test sentences translated: beam 5 with the cursors takes about 3 sentences
                     # a second here (bench --variant cursors), the others about 100
 RECORD = "story.json"  # in each run directory: how its training went

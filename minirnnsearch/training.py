@@ -633,15 +633,15 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
     best dev BLEU, seconds, why it stopped) when the run ended by a rule, else None."""
     ap = build_parser()
     args = ap.parse_args(argv)
+    given = given_options(ap, argv)
     if not args.resume:  # a resumed run has its own, checked against the command line
         if args.band and args.variant != "cursors":
             ap.error("--band is for --variant cursors only")
         if args.dropout and args.variant == "cursors":
             ap.error("--dropout is not implemented for --variant cursors")
-    given = given_options(ap, argv)
-    if not args.resume and "pair" in given and (args.train_src or args.train_tgt):
-        ap.error("--pair chooses a built-in corpus: give it or your own files "
-                 "(--train-src ...), not both")
+        if "pair" in given and (args.train_src or args.train_tgt):
+            ap.error("--pair chooses a built-in corpus: give it or your own files "
+                     "(--train-src ...), not both")
     group = distributed.init()
     one_line = (DataError, CheckpointError, DeviceError, TrainingError)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
