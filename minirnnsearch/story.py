@@ -2,7 +2,7 @@
 
     python -m minirnnsearch.story [--pair en-fr|en-de|both] [--valid-every N] [--patience N]
                                   [--max-steps N] [--minutes M] [--out runs/story]
-                                  [--figures docs] [--retrain]
+                                  [--figures docs] [--retrain] [--resume]
 
 Trains every model of the story (``ORDER``) on each pair to its plateau: its learning rate
 shrunk by ``--lr-decay`` at every validation without a better dev BLEU, until ``--patience``
@@ -11,11 +11,12 @@ validations in a row have brought none (one every ``--valid-every`` updates, on
 minutes (``--minutes``). A budget in updates, not minutes, makes a model's result independent of
 what else the machine was doing. Options the story does not know go to train.py as they are.
 A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again): the record of
-its training, ``story.json`` beside its checkpoints, says how it stopped. The models are
-RNNencdec (one fixed vector for the whole sentence), the cursors (a latent monotone alignment
-summed out by dynamic programming), the hard-coded diagonal (two cursors moving in step) and
-RNNsearch (the soft search). Then it translates the test set with each, prints test BLEU and
-BLEU by source length, and writes
+its training, ``story.json`` beside its checkpoints, says how it stopped. A run without a record
+was interrupted (or trained elsewhere): ``--resume`` continues it from its last checkpoint.
+The models are RNNencdec (one fixed vector for the whole sentence), the cursors (a latent
+monotone alignment summed out by dynamic programming), the hard-coded diagonal (two cursors
+moving in step) and RNNsearch (the soft search). Then it translates the test set with each,
+prints test BLEU and BLEU by source length, and writes
 
     OUT/PAIR/results.md              the tables: per model updates, epochs, why it stopped,
                                      wall minutes, the machine's load and test BLEU; BLEU by length
@@ -95,11 +96,24 @@ def load_average() -> list[float]:
 
 
 def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
-          train_args: list[str]) -> tuple[int, dict[str, Any] | None]:
+          train_args: list[str], resume: bool = False) -> tuple[int, dict[str, Any] | None]:
     """Train one model of the story into ``run`` (replacing its log and record) and write its
-    record; returns train.py's exit status and the record."""
-    for old in (run / "log.jsonl", run / RECORD):
-        old.unlink(missing_ok=True)
+    record; returns train.py's exit status and the record. With ``resume``, continue the
+    interrupted run in ``run`` from its last checkpoint instead (train.py --resume, appending
+    to its log): the record then says at which update it was resumed and counts the minutes
+    of its log before that (to its last validation) in ``minutes``."""
+    earlier = {}
+    if resume:
+        with doing("read", run / "last.json"):
+            step = json.loads((run / "last.json").read_text(encoding="utf-8"))["step"]
+        with doing("read", run / "log.jsonl"):
+            log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()] \
+                if (run / "log.jsonl").exists() else []
+        earlier = dict(resumed_at=step, earlier_minutes=max(
+            [r["elapsed"] / 60 for r in log if r["step"] <= step], default=0.0))
+    else:
+        for old in (run / "log.jsonl", run / RECORD):
+            old.unlink(missing_ok=True)
     argv = ["--pair", pair, "--variant", variant, "--out", str(run), "--device", args.device,
             "--valid-every", str(args.valid_every), "--patience", str(args.patience),
             "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
@@ -109,14 +123,15 @@ def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
         argv += ["--max-time", str(args.minutes)]
     if variant == "cursors" and args.band:
         argv += ["--band", str(args.band)]
-    argv += train_args
+    argv += train_args + ["--resume"] * resume
     load_start, t0 = load_average(), time.perf_counter()
     code, result = training.run(argv)
     if code:
         return code, None
+    minutes = (time.perf_counter() - t0) / 60 + earlier.get("earlier_minutes", 0.0)
     record = dict(updates=result["step"], epochs=result["epochs"], stop=result["stop"],
-                  minutes=(time.perf_counter() - t0) / 60, best_dev_bleu=result["best_bleu"],
-                  load_start=load_start, load_end=load_average(), train_argv=argv)
+                  minutes=minutes, best_dev_bleu=result["best_bleu"], load_start=load_start,
+                  load_end=load_average(), train_argv=argv, **earlier)
     write_atomic(run / RECORD, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
     return 0, record
 
@@ -142,7 +157,8 @@ def summary_table(rows: list[tuple[str, dict[str, Any] | None, float]]) -> str:
             continue
         load = (f"{r['load_start'][0]:.2f} → {r['load_end'][0]:.2f}; "
                 f"{r['load_end'][2]:.2f}")
-        lines.append(f"| {label} | {r['updates']:,} | {r['epochs']:.1f} | {r['stop']} | "
+        stop = r["stop"] + (f" (resumed at {r['resumed_at']:,})" if "resumed_at" in r else "")
+        lines.append(f"| {label} | {r['updates']:,} | {r['epochs']:.1f} | {stop} | "
                      f"{r['minutes']:.1f} | {load} | {bleu:.2f} |")
     return "\n".join(lines)
 
@@ -170,18 +186,21 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
     records = {}
     for variant in ORDER:
         run = out / variant
-        if checkpoint_exists(run, "best") and not args.retrain:
-            records[variant] = read_record(run)
+        record = read_record(run) if checkpoint_exists(run, "best") else None
+        resume = args.resume and record is None and checkpoint_exists(run, "last")
+        if checkpoint_exists(run, "best") and not args.retrain and not resume:
+            records[variant] = record
             print(f"{pair} {variant}: reusing {run}"
-                  f"{'' if records[variant] else f' (no {RECORD}: how it stopped is unknown)'}",
+                  f"{'' if record else f' (no {RECORD}: how it stopped is unknown)'}",
                   file=sys.stderr)
             continue
-        print(f"{pair} {variant}: training into {run} until no better dev BLEU in "
+        print(f"{pair} {variant}: {'resuming' if resume else 'training into'} {run} until no "
+              f"better dev BLEU in "
               f"{args.patience} validations (one every {args.valid_every} updates), at most "
               f"{args.max_steps} updates"
               f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}",
               file=sys.stderr)
-        code, records[variant] = train(pair, variant, run, args, train_args)
+        code, records[variant] = train(pair, variant, run, args, train_args, resume)
         if code:
             return code
     paths = builtin_corpus(training.DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
@@ -258,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
     ap.add_argument("--retrain", action="store_true",
                     help="train even where a run exists (its log and record are replaced)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the runs that have checkpoints but no record (interrupted) "
+                         "from their last checkpoint, as train.py --resume, instead of reusing "
+                         "them as they are")
     ap.add_argument("--band", type=non_negative_int, default=BAND,
                     help="train the cursors with emissions within this many positions of the "
                          "diagonal (train.py --band; 0: the exact marginal; default: "

@@ -96,3 +96,31 @@ def test_reuse_without_a_record_and_retrain(small_corpus, capsys):
     assert record["updates"] == 3 and "--max-time 5.0" in " ".join(record["train_argv"])
     log = lines(run / "log.jsonl")                    # replaced, not appended to
     assert [(r["step"], r["patience"]) for r in log] == [(2, 5), (3, 5)]
+
+
+def test_resume_continues_an_interrupted_run_exactly(small_corpus, capsys):
+    args = [*TINY, "--test-size", "3", "--max-steps", "6"]
+    assert story.main(args) == 0                      # every model to 6 updates, unbroken
+    run = small_corpus / "runs" / "en-fr" / "rnnsearch"
+    unbroken = (run / "last.npz").read_bytes(), lines(run / "log.jsonl")
+    # the same model stopped at 4 updates, as by Ctrl-C: a checkpoint, no record
+    assert story.main([*args, "--retrain", "--max-steps", "4"]) == 0
+    (run / "story.json").unlink()
+    assert story.main(args) == 0                      # without --resume: reused as it is
+    assert json.loads((run / "last.json").read_text())["step"] == 4
+    capsys.readouterr()
+    assert story.main([*args, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "rnnsearch: resuming runs/en-fr/rnnsearch" in captured.err
+    assert captured.err.count(": reusing runs/") == len(story.ORDER) - 1  # the others kept
+    assert (run / "last.npz").read_bytes() == unbroken[0]  # as if never interrupted
+    log = lines(run / "log.jsonl")
+    assert [r["step"] for r in log] == [r["step"] for r in unbroken[1]] == [2, 4, 6]
+    assert [r["dev_bleu"] for r in log] == [r["dev_bleu"] for r in unbroken[1]]
+    record = json.loads((run / "story.json").read_text())
+    assert (record["updates"], record["resumed_at"]) == (6, 4)
+    assert record["earlier_minutes"] == pytest.approx(log[1]["elapsed"] / 60)
+    assert record["minutes"] > record["earlier_minutes"]
+    label = story.LABELS["rnnsearch"]
+    assert f"| {label} | 6 | " in captured.out
+    assert "| --max-steps 6 reached (resumed at 4) |" in captured.out
