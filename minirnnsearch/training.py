@@ -49,7 +49,14 @@ from .cli import (
     probability,
     vocab_size,
 )
-from .data.batching import batches_per_epoch, epoch_batches, filter_by_length, make_batch
+from .data.batching import (
+    CHUNK_BATCHES,
+    batches_per_epoch,
+    epoch_batches,
+    filter_by_length,
+    make_batch,
+    padding_share,
+)
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
 from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
@@ -136,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = ap.add_argument_group("training")
     t.add_argument("--batch-size", type=positive_int, default=80,
                    help="sentence pairs per batch (paper: 80)")
+    t.add_argument("--sort-pool", type=non_negative_int, default=CHUNK_BATCHES,
+                   help="batches' worth of pairs sorted by length together before they are cut "
+                        "into batches (paper: %(default)s); 0: the whole epoch, the least "
+                        "padding")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
     t.add_argument("--lr", type=positive_float,
@@ -194,6 +205,7 @@ def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
     settings = {k: getattr(cfg, k) for k in ("variant", "band", "init", "emb", "hidden",
                                              "align", "maxout")}
     settings.update({k: meta[k] for k in ("seed", "batch_size", "max_len", "optimizer")})
+    settings["sort_pool"] = meta.get("sort_pool", CHUNK_BATCHES)  # older runs: the paper's
     # lr None (older runs): the optimiser's default, read from an optimiser of no parameters
     settings["lr"] = make_optimizer(meta["optimizer"], {}, meta["lr"]).lr
     settings["lr_decay"] = meta.get("lr_decay", 1.0)  # runs from before --lr-decay: constant
@@ -414,7 +426,13 @@ class Trainer:
             print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
                   f"batch {self.pos})", file=sys.stderr)
         self.lengths = [(len(s), len(t)) for s, t in self.corpus.train]
-        self.epoch_size = batches_per_epoch(len(self.lengths), args.batch_size)
+        self.epoch_size = batches_per_epoch(len(self.lengths), args.batch_size, args.sort_pool)
+        if self.group.is_root:
+            share = padding_share(self.lengths, epoch_batches(
+                self.lengths, args.batch_size, args.seed, self.epoch, args.sort_pool))
+            print(f"batches: {self.epoch_size} an epoch of up to {args.batch_size} pairs, "
+                  f"{share:.1%} of their cells padding (--sort-pool {args.sort_pool})",
+                  file=sys.stderr)
         self.signature_shown = False
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -425,8 +443,8 @@ class Trainer:
                     pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, lr_now=self.opt.lr,
                     lr_decay=self.args.lr_decay, seed=self.args.seed,
-                    batch_size=self.args.batch_size, max_len=self.args.max_len,
-                    pair=None if self.args.train_src else self.args.pair,
+                    batch_size=self.args.batch_size, sort_pool=self.args.sort_pool,
+                    max_len=self.args.max_len, pair=None if self.args.train_src else self.args.pair,
                     subword=self.corpus.subword, dropout=self.args.dropout,
                     preset=self.args.preset, vocab_size=self.args.vocab_size,
                     valid_size=self.args.valid_size, clip=self.args.clip,
@@ -541,7 +559,8 @@ class Trainer:
         """The batches (pair indices) from the position in the data to the end of --epochs.
         ``train_step`` moves the position; the end of an epoch moves on to the next one."""
         while self.epoch < self.args.epochs:
-            order = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, self.epoch)
+            order = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, self.epoch,
+                                  self.args.sort_pool)
             while self.pos < len(order):
                 yield order[self.pos]
             self.epoch, self.pos = self.epoch + 1, 0

@@ -14,6 +14,7 @@ from minirnnsearch.data import (
     epoch_batches,
     filter_by_length,
     make_batch,
+    padding_share,
     read_lines,
     read_parallel,
     tokenize,
@@ -113,10 +114,34 @@ def test_epoch_batches_cover_everything_deterministically():
     assert spread < 10  # a random batch of 8 would span ~35
 
 
+def test_a_larger_sort_pool_pads_less_and_covers_everything():
+    rng = np.random.default_rng(0)
+    lengths = [(int(a), int(b)) for a, b in rng.integers(1, 50, (2000, 2))]
+    shares = []
+    for pool in (1, 20, 0):                           # 1: unsorted batches; 0: the whole epoch
+        batches = epoch_batches(lengths, 8, seed=1, epoch=0, pool=pool)
+        assert sorted(i for b in batches for i in b) == list(range(2000))
+        assert batches == epoch_batches(lengths, 8, seed=1, epoch=0, pool=pool)
+        shares.append(padding_share(lengths, batches))
+    assert shares[0] > shares[1] > shares[2]
+    whole = epoch_batches(lengths, 8, seed=1, epoch=0, pool=0)
+    assert whole != epoch_batches(lengths, 8, seed=1, epoch=1, pool=0)  # shuffled batch order
+    assert max(lengths[i][0] for i in whole[0]) - min(lengths[i][0] for i in whole[0]) <= 1
+    assert epoch_batches(lengths, 8, 1, 0) == epoch_batches(lengths, 8, 1, 0, pool=20)
+
+
+def test_padding_share_counts_the_cells_beyond_each_sentence():
+    lengths = [(1, 4), (3, 4), (2, 1)]             # + </s>: source 2, 4, 3; target 5, 5, 2
+    assert padding_share(lengths, [[0, 1], [2]]) == pytest.approx(2 / 23)
+    assert padding_share(lengths, [[0, 1, 2]]) == pytest.approx(1 - 21 / 27)
+    assert padding_share(lengths, []) == 0.0
+
+
 @pytest.mark.parametrize(("n", "batch_size"), [(1, 8), (159, 8), (160, 8), (161, 8), (1000, 8),
                                                (3201, 80), (50, 1)])
-def test_batches_per_epoch_counts_every_epochs_batches(n, batch_size):
+@pytest.mark.parametrize("pool", [20, 3, 1, 0])
+def test_batches_per_epoch_counts_every_epochs_batches(n, batch_size, pool):
     lengths = [(1 + k % 7, 1 + k % 5) for k in range(n)]
     for epoch in range(3):
-        assert batches_per_epoch(n, batch_size) == len(epoch_batches(lengths, batch_size, 4,
-                                                                     epoch))
+        assert batches_per_epoch(n, batch_size, pool) == len(
+            epoch_batches(lengths, batch_size, 4, epoch, pool))

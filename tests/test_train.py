@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,20 @@ def test_resume_is_bitwise_exact(corpus, tmp_path):
     assert meta["step"] == 7
 
 
+def test_resume_is_bitwise_exact_with_the_whole_epoch_sorted(corpus, tmp_path):
+    assert training.main(args(corpus, tmp_path / "a", "--max-steps", "5",
+                              "--sort-pool", "0")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "2",
+                              "--sort-pool", "0")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "5", "--resume")) == 0
+    assert training.main(args(corpus, tmp_path / "c", "--max-steps", "5")) == 0
+    a, b, c = (params_of(tmp_path / r) for r in "abc")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)  # other batches than the paper's
+    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["sort_pool"] == 0
+
+
 def test_log_and_checkpoints(corpus, tmp_path, capsys):
     assert training.main(args(corpus, tmp_path, "--max-steps", "6")) == 0
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -58,6 +73,11 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("sacrebleu signature: nrefs:1|case:mixed|eff:no|tok:13a") == 1
     assert "sample:" in err and str(tmp_path / "best.npz") in err
+    n_pairs = int(re.search(r"data: (\d+) training pairs", err).group(1))
+    n, share = re.search(r"batches: (\d+) an epoch of up to 8 pairs, (\S+)% of their cells "
+                         r"padding \(--sort-pool 20\)", err).groups()
+    assert int(n) == training.batches_per_epoch(n_pairs, 8)
+    assert 0 < float(share) < 50
     p, _, meta = checkpoint.load_checkpoint(tmp_path, "best")
     cfg = model.Config.from_dict(meta["config"])
     assert {k: v.shape for k, v in p.items()} == model.param_shapes(cfg)
@@ -390,7 +410,7 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--variant", "encdec", "rnnsearch"), ("--preset", "small", "tiny"),
     ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
     ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "fan-in", "paper"),
-    ("--batch-size", "9", "8"),
+    ("--batch-size", "9", "8"), ("--sort-pool", "0", "20"),
     ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "0.5", "1.0"),
     ("--clip", "2.0", "1.0"),
     ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),

@@ -1,5 +1,6 @@
 """Batches with padding masks, and the paper's bucketing (appendix B.2): take 20 batches' worth
-of pairs, sort them by length, cut them into 20 batches, and shuffle the batches."""
+of pairs, sort them by length, cut them into 20 batches, and shuffle the batches (or sort a
+pool of another number of batches: all of the epoch's, for the least padding)."""
 
 from __future__ import annotations
 
@@ -57,24 +58,42 @@ def filter_by_length(pairs: list[tuple[list[int], list[int]]], max_len: int
     return [(s, t) for s, t in pairs if len(s) <= max_len and len(t) <= max_len]
 
 
-def epoch_batches(lengths: list[tuple[int, int]], batch_size: int, seed: int, epoch: int
-                  ) -> list[list[int]]:
+def pool_pairs(n_pairs: int, batch_size: int, pool: int) -> int:
+    """Pairs sorted together: ``pool`` batches' worth, or with ``pool`` 0 all ``n_pairs``."""
+    return batch_size * pool if pool else max(n_pairs, 1)
+
+
+def epoch_batches(lengths: list[tuple[int, int]], batch_size: int, seed: int, epoch: int,
+                  pool: int = CHUNK_BATCHES) -> list[list[int]]:
     """The batches of one epoch as lists of pair indices, a function of (seed, epoch) only.
 
-    Shuffle the pairs; take ``batch_size * 20`` at a time, sort them by (source, target)
-    length, cut them into batches; shuffle the order of all the epoch's batches."""
+    Shuffle the pairs; take ``batch_size * pool`` at a time (pool 0: all of them), sort them
+    by (source, target) length, cut them into batches; shuffle the order of all the epoch's
+    batches. The larger the pool, the less padding, and the more alike a batch's sentences
+    from one epoch to the next."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     batches = []
-    step = batch_size * CHUNK_BATCHES
+    step = pool_pairs(len(lengths), batch_size, pool)
     for a in range(0, len(order), step):
         chunk = sorted(order[a : a + step].tolist(), key=lambda k: lengths[k])
         batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
     return [batches[k] for k in rng.permutation(len(batches))]
 
 
-def batches_per_epoch(n_pairs: int, batch_size: int) -> int:
-    """``len(epoch_batches(...))`` for ``n_pairs`` pairs, the same in every epoch: 20 batches
-    per full chunk of ``batch_size * 20`` pairs, and as many as the last chunk needs."""
-    full, rest = divmod(n_pairs, batch_size * CHUNK_BATCHES)
-    return full * CHUNK_BATCHES + -(-rest // batch_size)
+def padding_share(lengths: list[tuple[int, int]], batches: list[list[int]]) -> float:
+    """The share of the batches' source and target cells (</s> included) that are padding."""
+    real = cells = 0
+    for b in batches:
+        for side in (0, 1):
+            real += sum(lengths[k][side] + 1 for k in b)
+            cells += len(b) * (max(lengths[k][side] for k in b) + 1)
+    return 1 - real / cells if cells else 0.0
+
+
+def batches_per_epoch(n_pairs: int, batch_size: int, pool: int = CHUNK_BATCHES) -> int:
+    """``len(epoch_batches(...))`` for ``n_pairs`` pairs, the same in every epoch: the batches
+    of each full pool, and as many as the last pool needs."""
+    step = pool_pairs(n_pairs, batch_size, pool)
+    full, rest = divmod(n_pairs, step)
+    return full * -(-step // batch_size) + -(-rest // batch_size)
