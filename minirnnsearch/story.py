@@ -186,9 +186,10 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
     records = {}
     for variant in ORDER:
         run = out / variant
-        record = read_record(run) if checkpoint_exists(run, "best") else None
+        trained = checkpoint_exists(run, "best")
+        record = read_record(run) if trained else None
         resume = args.resume and record is None and checkpoint_exists(run, "last")
-        if checkpoint_exists(run, "best") and not args.retrain and not resume:
+        if trained and not args.retrain and not resume:
             records[variant] = record
             print(f"{pair} {variant}: reusing {run}"
                   f"{'' if record else f' (no {RECORD}: how it stopped is unknown)'}",
