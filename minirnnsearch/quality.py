@@ -10,9 +10,10 @@ DIR holds ``train``, ``dev`` and ``test`` files named ``SPLIT.LANG`` (``train.en
 cache (``.cache/corpus/builtin-v1-seed1234-50000``) write them; ``--pair SRC-TGT`` names the
 languages (default: the two languages of DIR's train files, English as the source).
 
-(a) This code: ``train.py`` with its own defaults (the small preset, word vocabularies of
-    30,000, batches of 80, Adam at 3e-3, the gradient clipped to norm 1, validation on the dev
-    set every 500 updates) except for the sizes given here, and ``--max-time M``; then the test
+(a) This code: ``train.py`` with its own defaults (the small preset, PyTorch's fan-in
+    initialisation, word vocabularies of 30,000, batches of 80 cut from the whole epoch sorted
+    by length, Adam at 3e-3, the gradient clipped to norm 1, validation on 500 dev sentences
+    every 500 updates) except for the sizes given here, and ``--max-time M``; then the test
     set translated from its best checkpoint, what ``translate.py`` uses by default, greedy and
     with beam 5.
 (b) PyTorch: ``reference_torch.UserRNNsearch`` with the same sizes, trained on the same pairs

@@ -41,6 +41,7 @@ import sacrebleu
 from . import training
 from .checkpoint import checkpoint_exists
 from .cli import beam_size, factor, non_negative_int, output_dir, positive_float, positive_int
+from .data.batching import CHUNK_BATCHES
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import read_lines
 from .data.tokenize import tokenize
@@ -118,7 +119,9 @@ def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
             "--valid-every", str(args.valid_every), "--patience", str(args.patience),
             "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
             "--epochs", str(args.max_steps),  # an epoch has >= 1 update: never binds first
-            "--lr-decay", str(args.lr_decay)]
+            "--lr-decay", str(args.lr_decay),
+            # the paper's initialisation and batches, not train.py's defaults for a user's corpus
+            "--init", "paper", "--sort-pool", str(CHUNK_BATCHES)]
     if args.minutes is not None:
         argv += ["--max-time", str(args.minutes)]
     if variant == "cursors" and args.band:

@@ -131,11 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("emb", "E, embedding size"), ("hidden", "H, GRU state size"),
                         ("align", "A, alignment hidden size"), ("maxout", "L, maxout units")):
         m.add_argument(f"--{name}", type=positive_int, help=f"{help_} (overrides the preset)")
-    m.add_argument("--init", default="paper", choices=model.INITS,
-                   help="paper (default): appendix B.1, N(0, 0.01^2) and orthogonal recurrent "
-                        "matrices; fan-in: PyTorch's defaults, N(0, 1) embeddings and "
-                        "U(+-1/sqrt(fan-in)) matrices, which learnt faster on real text "
-                        "(docs/real-data.md)")
+    m.add_argument("--init", default="fan-in", choices=model.INITS,
+                   help="fan-in (default): PyTorch's defaults, N(0, 1) embeddings and "
+                        "U(+-1/sqrt(fan-in)) matrices, which learn sooner (docs/real-data.md); "
+                        "paper: appendix B.1, N(0, 0.01^2) and orthogonal recurrent matrices, "
+                        "as the story trains")
     m.add_argument("--band", type=non_negative_int, default=0,
                    help="cursors only: in training, emissions only within +-BAND source "
                         "positions of the diagonal (cheaper, an upper bound of the exact loss); "
@@ -143,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = ap.add_argument_group("training")
     t.add_argument("--batch-size", type=positive_int, default=80,
                    help="sentence pairs per batch (paper: 80)")
-    t.add_argument("--sort-pool", type=non_negative_int, default=CHUNK_BATCHES,
+    t.add_argument("--sort-pool", type=non_negative_int, default=0,
                    help="batches' worth of pairs sorted by length together before they are cut "
-                        "into batches (paper: %(default)s); 0: the whole epoch, the least "
-                        "padding")
+                        "into batches; 0 (default): the whole epoch, the least padding "
+                        f"(docs/real-data.md); paper: {CHUNK_BATCHES}")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
     t.add_argument("--lr", type=positive_float,
@@ -463,6 +463,9 @@ class Trainer:
     # -- validation ----------------------------------------------------------------------------
 
     def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> dict:
+        """Dev BLEU (greedy) and dev loss, one line of log.jsonl with ``valid_seconds``, the
+        validation's own time (``elapsed`` is the time before it); `best` saved if better."""
+        t0 = self.clock()
         packed = model.pack_params(self.params)
         hyps = decode.decode_sentences(packed, self.cfg, self.backend, self.corpus.dev_src,
                                        self.args.batch_size)
@@ -472,11 +475,11 @@ class Trainer:
         if not self.signature_shown:
             print(f"sacrebleu signature: {bleu.get_signature()}", file=sys.stderr)
             self.signature_shown = True
-        record = dict(step=self.step, epoch=self.epoch + 1, loss=train_loss,
-                      dev_loss=dev_loss(self.params, self.cfg, self.backend, self.corpus,
-                                        self.args.batch_size),
+        dloss = dev_loss(self.params, self.cfg, self.backend, self.corpus, self.args.batch_size)
+        record = dict(step=self.step, epoch=self.epoch + 1, loss=train_loss, dev_loss=dloss,
                       dev_bleu=score, lr=self.opt.lr, tokens_per_s=tokens_per_s, elapsed=elapsed,
-                      valid_every=self.args.valid_every, patience=self.args.patience)
+                      valid_seconds=self.clock() - t0, valid_every=self.args.valid_every,
+                      patience=self.args.patience)
         append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
         if improved:

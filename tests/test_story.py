@@ -50,6 +50,8 @@ def test_story_trains_every_variant_on_both_pairs_and_draws_the_figures(small_co
             assert record["stop"] == "--max-steps 3 reached"
             last = json.loads((run / "last.json").read_text())
             assert record["updates"] == last["step"] == 3
+            # the paper's initialisation and batches, whatever train.py's defaults are
+            assert (last["config"]["init"], last["sort_pool"]) == ("paper", 20)
             assert record["epochs"] == pytest.approx(3 / per_epoch)
             assert "--max-time" not in record["train_argv"]  # no budget in minutes
             assert len(record["load_start"]) == len(record["load_end"]) == 3
