@@ -9,7 +9,9 @@ shrunk by ``--lr-decay`` at every validation without a better dev BLEU, until ``
 validations in a row have brought none (one every ``--valid-every`` updates, on
 ``--valid-size`` dev sentences), with a cap in updates (``--max-steps``) and, if given, one in
 minutes (``--minutes``). A budget in updates, not minutes, makes a model's result independent of
-what else the machine was doing. Options the story does not know go to train.py as they are.
+what else the machine was doing. Every model gets the paper's initialisation and batches
+(``--init paper --sort-pool 20``, not train.py's defaults). Options the story does not know go
+to train.py as they are, after those (so ``--init fan-in`` given here wins).
 A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again): the record of
 its training, ``story.json`` beside its checkpoints, says how it stopped. A run without a record
 was interrupted (or trained elsewhere): ``--resume`` continues it from its last checkpoint.

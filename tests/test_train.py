@@ -48,18 +48,21 @@ def test_resume_is_bitwise_exact(corpus, tmp_path):
     assert meta["step"] == 7
 
 
-def test_resume_is_bitwise_exact_with_the_papers_sort_pool(corpus, tmp_path):
+def test_resume_is_bitwise_exact_with_the_papers_settings(corpus, tmp_path):
+    """A run with the paper's initialisation and pools (the defaults of older runs) is resumed
+    without naming them, and keeps them."""
     assert training.main(args(corpus, tmp_path / "a", "--max-steps", "5",
-                              "--sort-pool", "20")) == 0
+                              "--init", "paper", "--sort-pool", "20")) == 0
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "2",
-                              "--sort-pool", "20")) == 0
+                              "--init", "paper", "--sort-pool", "20")) == 0
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "5", "--resume")) == 0
     assert training.main(args(corpus, tmp_path / "c", "--max-steps", "5")) == 0
     a, b, c = (params_of(tmp_path / r) for r in "abc")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert any(not np.array_equal(a[k], c[k]) for k in a)  # other batches than the default's
-    assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["sort_pool"] == 20
+    meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
+    assert (meta["config"]["init"], meta["sort_pool"]) == ("paper", 20)
 
 
 def test_log_and_checkpoints(corpus, tmp_path, capsys):
