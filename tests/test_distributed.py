@@ -100,11 +100,17 @@ def one_rank(corpus, tmp_path_factory):
 
 
 def assert_same_run(a, b):
-    """float32 Adam after a few updates: the ranks sum the gradient in another order, and Adam's
-    first steps magnify rounding, but far below one step (lr 3e-3)."""
+    """float32 Adam after a few updates: the ranks sum the gradient in another order, which
+    moves nearly every entry by less than 1e-5. Adam's m/sqrt(v) turns rounding into a step
+    where a gradient is near zero, so a few entries differ by more, but less than one step
+    (lr 3e-3; up to 7e-4 seen, in 1 to 3 entries of the 60,000): a rank training on other data
+    or other masks moves most entries by steps."""
     assert set(a) == set(b)
+    off = 0
     for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-5, err_msg=k)
+        np.testing.assert_array_less(np.abs(a[k] - b[k]), 3e-3, err_msg=k)
+        off += int(np.sum(np.abs(a[k] - b[k]) > 1e-5))
+    assert off <= 1e-3 * sum(v.size for v in a.values())
 
 
 @needs_mpi
@@ -160,7 +166,9 @@ def test_two_ranks_decay_the_rate_as_rank_0s_validations_say(corpus, tmp_path):
     """--lr-decay with a validation at every update: only rank 0 validates, and both ranks
     train with the rate its dev BLEU decided (a rank with its own rate would differ, and the
     ranks' check after each validation would stop the run)."""
-    decay = ("--max-steps", "4", "--valid-every", "1", "--valid-size", "3", "--lr-decay", "0.5")
+    # appendix B.1's small weights: the dev BLEU of the first updates stays put, so it decays
+    decay = ("--max-steps", "4", "--valid-every", "1", "--valid-size", "3", "--lr-decay", "0.5",
+             "--init", "paper")
     assert training.main(args(corpus, tmp_path / "one", *decay)) == 0
     code, err = mpirun("train", "--", *args(corpus, tmp_path / "two", *decay))
     assert code == 0, err
