@@ -80,7 +80,7 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
     n, share = re.search(r"batches: (\d+) an epoch of up to 8 pairs, (\S+)% of their cells "
                          r"padding \(--sort-pool 0\)", err).groups()  # the default
     assert int(n) == training.batches_per_epoch(n_pairs, 8)
-    assert 0 <= float(share) < 50
+    assert 0 < float(share) < 50
     meta = checkpoint.load_checkpoint(tmp_path, "last")[2]
     assert (meta["config"]["init"], meta["sort_pool"]) == ("fan-in", 0)  # train.py's defaults
     p, _, meta = checkpoint.load_checkpoint(tmp_path, "best")
@@ -90,13 +90,13 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
 
 
 def test_training_reduces_the_loss(corpus, tmp_path):
+    # the defaults under which this bound was set (appendix B.1's weights, pools of 20): from
+    # fan-in's N(0, 1) embeddings these 174 pairs are overfitted at once (dev loss 4.27 -> 4.15
+    # when written, the training loss 3.76 -> 2.64); whole-epoch batches gave 4.72 -> 4.53
     assert training.main(args(corpus, tmp_path, "--max-steps", "60", "--valid-every", "30",
-                              "--lr", "0.01")) == 0
+                              "--lr", "0.01", "--init", "paper", "--sort-pool", "20")) == 0
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    # 174 pairs: the training loss falls far, the dev loss a little (fan-in: 3.76 -> 2.64, 4.27
-    # -> 4.15 when written)
-    assert lines[-1]["loss"] < lines[0]["loss"] - 0.3
-    assert lines[-1]["dev_loss"] < lines[0]["dev_loss"]
+    assert lines[-1]["dev_loss"] < lines[0]["dev_loss"] - 0.3
 
 
 def fails(argv, capsys, *patterns):
