@@ -152,10 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=positive_float,
                    help=f"learning rate (default: {ADAM_LR:g} for adam, the optimiser's own "
                         "for adadelta (1.0) and sgd (0.1))")
-    t.add_argument("--lr-decay", type=factor, default=1.0, metavar="F",
+    t.add_argument("--lr-decay", type=factor, default=0.5, metavar="F",
                    help="multiply the learning rate by F after every validation without a "
                         "better dev BLEU (decay on plateau, as OpenNMT-lua and PyTorch's "
-                        "ReduceLROnPlateau with patience 0); default 1: a constant rate")
+                        "ReduceLROnPlateau with patience 0; default: %(default)s, "
+                        "docs/real-data.md); 1: a constant rate")
     t.add_argument("--clip", type=positive_float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
     t.add_argument("--dropout", type=probability, default=0.0, metavar="P",
@@ -409,7 +410,7 @@ class Trainer:
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
             args.lr = self.opt.lr  # recorded as a number, the optimiser's default included
             self.step, self.epoch, self.pos = 0, 0, 0
-            self.best_bleu, self.bad_validations = -1.0, 0
+            self.best_bleu, self.schedule_best, self.bad_validations = -1.0, -1.0, 0
         else:
             params, opt_state, meta = resumed
             self.cfg = model.Config.from_dict(meta["config"])
@@ -423,6 +424,7 @@ class Trainer:
             self.opt.lr = meta.get("lr_now", self.opt.lr)  # as --lr-decay left it
             self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
             self.best_bleu, self.bad_validations = meta["best_bleu"], meta["bad_validations"]
+            self.schedule_best = meta.get("schedule_best", self.best_bleu)  # older runs: one best
             print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
                   f"batch {self.pos})", file=sys.stderr)
         self.lengths = [(len(s), len(t)) for s, t in self.corpus.train]
@@ -440,7 +442,8 @@ class Trainer:
     def meta(self) -> dict[str, Any]:
         return dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
-                    pos=self.pos, best_bleu=self.best_bleu, bad_validations=self.bad_validations,
+                    pos=self.pos, best_bleu=self.best_bleu, schedule_best=self.schedule_best,
+                    bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, lr_now=self.opt.lr,
                     lr_decay=self.args.lr_decay, seed=self.args.seed,
                     batch_size=self.args.batch_size, sort_pool=self.args.sort_pool,
@@ -464,7 +467,12 @@ class Trainer:
 
     def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> dict:
         """Dev BLEU (greedy) and dev loss, one line of log.jsonl with ``valid_seconds``, the
-        validation's own time (``elapsed`` is the time before it); `best` saved if better."""
+        validation's own time (``elapsed`` is the time before it); `best` saved if better.
+
+        Only the validations every --valid-every updates steer the schedule (--lr-decay and
+        --patience, against the best of them, ``schedule_best``); the one at a stop between
+        them saves `best` if better but changes nothing else, so that a run stopped and resumed
+        trains as the same run unbroken would."""
         t0 = self.clock()
         packed = model.pack_params(self.params)
         hyps = decode.decode_sentences(packed, self.cfg, self.backend, self.corpus.dev_src,
@@ -483,10 +491,13 @@ class Trainer:
         append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
         if improved:
-            self.best_bleu, self.bad_validations = score, 0
-        else:
-            self.bad_validations += 1
-            self.decay_lr()
+            self.best_bleu = score
+        if self.step % self.args.valid_every == 0:
+            if score > self.schedule_best:
+                self.schedule_best, self.bad_validations = score, 0
+            else:
+                self.bad_validations += 1
+                self.decay_lr()
         k = min(range(len(detok)), key=lambda i: abs(len(detok[i].split()) - 12))
         tqdm.write(f"step {self.step}: dev loss {record['dev_loss']:.3f}, dev BLEU {score:.2f}"
                    f"{' (best)' if improved else ''}, {tokens_per_s:.0f} tokens/s\n"

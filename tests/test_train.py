@@ -419,7 +419,7 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
     ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "paper", "fan-in"),
     ("--batch-size", "9", "8"), ("--sort-pool", "20", "0"),
-    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "0.5", "1.0"),
+    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "1.0", "0.5"),
     ("--clip", "2.0", "1.0"),
     ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
 ]
@@ -503,10 +503,11 @@ def test_a_resumed_run_takes_max_steps_valid_every_and_epochs(corpus, base_run, 
 
 def test_a_resumed_run_takes_patience(corpus, base_run, tmp_path, monkeypatch, capsys):
     run = resumed(base_run, tmp_path)
-    scripted_bleu(monkeypatch, [0.0] * 10)  # never better than the base run's first 0
+    scripted_bleu(monkeypatch, [0.0] * 10)  # the first sets the schedule's best, then no better
     assert training.main(args(corpus, run, "--resume", "--patience", "2", "--valid-every",
                               "1", "--max-steps", "20")) == 0
-    assert "stopped: no better dev BLEU in 2 validations. 4 updates" in capsys.readouterr().err
+    # the base run's validation at its stop (step 2, off its --valid-every) steers nothing
+    assert "stopped: no better dev BLEU in 2 validations. 5 updates" in capsys.readouterr().err
 
 
 def test_a_resumed_run_takes_device_and_quiet(corpus, base_run, tmp_path, capsys, monkeypatch):
@@ -566,7 +567,8 @@ def test_patience_stops_after_exactly_n_validations_without_a_better_bleu_and_be
     (the later 2 is no better); with --patience 3, the run stops after validation 6, the third
     in a row without a better BLEU (the 0.5 at update 2 was followed by a better one)."""
     scripted_bleu(monkeypatch, [1.0, 0.5, 2.0, 1.0, 2.0, 1.5, *[0.0] * 10])
-    fast = ("--valid-size", "3", "--valid-every", "1")
+    fast = ("--valid-size", "3", "--valid-every", "1", "--lr-decay", "1")  # a constant rate:
+    # the unscripted run below, to update 3, trains as the scripted one did
     assert training.main(args(corpus, tmp_path / "run", *fast, "--patience", "3",
                               "--max-steps", "15")) == 0
     assert "stopped: no better dev BLEU in 3 validations. 6 updates" in capsys.readouterr().err
