@@ -139,7 +139,8 @@ def run_ours(args: argparse.Namespace, test_src: list[str], name: str) -> dict[s
         hyps[key] = _write(out / f"test.{key}.txt", [hs[0][0] for hs in results])
     return dict(updates=info["step"], epochs=round(info["epochs"], 3),
                 train_minutes=round(info["elapsed"] / 60, 3), stop=info["stop"],
-                optimizer=args.optimizer, lr=args.lr, clip=args.clip, checkpoint="best",
+                optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay, clip=args.clip,
+                checkpoint="best",
                 checkpoint_step=load_checkpoint(out, "best")[2]["step"],
                 sizes=_sizes(trainer.cfg, args), hypotheses=hyps)
 

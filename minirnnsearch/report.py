@@ -1,17 +1,26 @@
 """The paper's figures: BLEU against sentence length (Fig. 2) and alignment heatmaps (Fig. 3),
-as tables and terminal pictures here and as PNGs through matplotlib (an optional extra); and the
-story's models' ways of choosing the context, side by side (``plot_contexts``)."""
+as tables and terminal pictures here and as PNGs through matplotlib (an optional extra); the
+story's models' ways of choosing the context, side by side (``plot_contexts``); and runs' dev
+BLEU against updates, from their ``log.jsonl``:
+
+    python -m minirnnsearch.report RUN [RUN ...] --png PATH [--label NAME]... [--title T]
+"""
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
+import math
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import sacrebleu
 
-from .oserrors import write_atomic
+from .data.io import DataError, read_lines
+from .oserrors import reports_os_errors, write_atomic
 
 BUCKET = 10  # source words per length bucket: 0-10, 10-20, ...
 SHADES = " ░▒▓█"
@@ -72,6 +81,51 @@ def plot_bleu_by_length(curves: dict[str, list[tuple[str, int, float]]], path: s
         ax.plot([r[0] for r in rows], [r[2] for r in rows], marker="o", label=label)
     ax.set_xlabel("source sentence length (words)")
     ax.set_ylabel("BLEU")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(plt, fig, path)
+
+
+def dev_curve(run: str | Path) -> list[tuple[int, float]]:
+    """(updates, dev BLEU) of every validation in ``run``'s ``log.jsonl``, in order; DataError
+    naming the file, and the line, for a missing log, a line without an update count (a whole
+    number) and a finite dev BLEU, an update count not above the line before's (the log of
+    more than one run: train.py appends to it), or a log without any line."""
+    path = Path(run) / "log.jsonl"
+    points: list[tuple[int, float]] = []
+    for n, line in enumerate(read_lines(path), start=1):
+        try:
+            record = json.loads(line)
+            step, bleu = record["step"], record["dev_bleu"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{path}:{n}: not a validation record of train.py "
+                            f"({type(e).__name__}: {e})") from None
+        if (type(step) is not int or isinstance(bleu, bool)
+                or not isinstance(bleu, int | float) or not math.isfinite(bleu)):
+            raise DataError(f"{path}:{n}: not a validation record of train.py (step {step!r}, "
+                            f"dev_bleu {bleu!r})")
+        if points and step <= points[-1][0]:
+            raise DataError(f"{path}:{n}: update {step} after update {points[-1][0]}: the log "
+                            "of more than one run (train.py appends to it)")
+        points.append((step, float(bleu)))
+    if not points:
+        raise DataError(f"{path}: no validation in it")
+    return points
+
+
+def plot_dev_bleu(curves: dict[str, list[tuple[int, float]]], path: str | Path,
+                  title: str = "Dev BLEU against updates") -> None:
+    """One line per run (label -> (updates, dev BLEU) points), its best point marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, points in curves.items():
+        line, = ax.plot(*zip(*points, strict=True), label=label)
+        best = max(points, key=lambda p: p[1])
+        ax.plot(*best, marker="o", color=line.get_color())
+    ax.set_xlabel("updates")
+    ax.set_ylabel("dev BLEU (greedy)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -148,3 +202,49 @@ def text_heatmap(weights: np.ndarray, src: list[str], tgt: list[str]) -> str:
         cells = "".join(SHADES[min(len(SHADES) - 1, int(w * len(SHADES)))] * 2 for w in row)
         lines.append(f"{t:>{width}} {cells}")
     return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description="Runs' dev BLEU against updates, from the log.jsonl "
+                                             "of each run directory, as a PNG and a table.")
+    ap.add_argument("runs", nargs="+", metavar="RUN", help="run directories of train.py")
+    ap.add_argument("--png", required=True, help="the figure to write (a .png file)")
+    ap.add_argument("--label", action="append",
+                    help="one per run, in order (default: the run directories' names)")
+    ap.add_argument("--title", default="Dev BLEU against updates")
+    return ap
+
+
+@reports_os_errors
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    labels = args.label or [Path(r).resolve().name for r in args.runs]
+    if len(labels) != len(args.runs):
+        ap.error(f"{len(labels)} --label for {len(args.runs)} runs: give one per run or none")
+    if len(set(labels)) != len(labels):
+        ap.error(f"two runs with the same label ({', '.join(labels)}): give each its own "
+                 "--label")
+    if any(not label.strip() or label.startswith("_") for label in labels):
+        ap.error("a label is empty or starts with '_' (matplotlib would leave it out)")
+    if Path(args.png).suffix.lower() != ".png":
+        ap.error(f"--png {args.png}: name a .png file")
+    _pyplot()  # matplotlib missing: say so before reading anything
+    try:
+        curves = {label: dev_curve(run) for label, run in zip(labels, args.runs, strict=True)}
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    width = max(len(label) for label in labels)
+    print(f"{'run':<{width}}  validations  last update  best dev BLEU  at update")
+    for label, points in curves.items():
+        step, bleu = max(points, key=lambda p: p[1])
+        print(f"{label:<{width}}  {len(points):>11}  {points[-1][0]:>11}  {bleu:>13.2f}  "
+              f"{step:>9}")
+    plot_dev_bleu(curves, args.png, args.title)
+    print(f"wrote {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -153,10 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"learning rate (default: {ADAM_LR:g} for adam, the optimiser's own "
                         "for adadelta (1.0) and sgd (0.1))")
     t.add_argument("--lr-decay", type=factor, default=0.5, metavar="F",
-                   help="multiply the learning rate by F after every validation without a "
-                        "better dev BLEU (decay on plateau, as OpenNMT-lua and PyTorch's "
-                        "ReduceLROnPlateau with patience 0; default: %(default)s, "
-                        "docs/real-data.md); 1: a constant rate")
+                   help="multiply the learning rate by F after every validation (each "
+                        "--valid-every updates) without a better dev BLEU (decay on plateau, "
+                        "as OpenNMT-lua and PyTorch's ReduceLROnPlateau with patience 0; "
+                        "default: %(default)s, docs/real-data.md); 1: a constant rate")
     t.add_argument("--clip", type=positive_float, default=1.0,
                    help="rescale the gradient to at most this L2 norm (paper: 1)")
     t.add_argument("--dropout", type=probability, default=0.0, metavar="P",
@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--valid-size", type=positive_int, default=500,
                    help="translate at most this many dev sentences for BLEU at each validation")
     t.add_argument("--patience", type=positive_int, default=5,
-                   help="stop after this many validations without a better dev BLEU")
+                   help="stop after this many validations (each --valid-every updates) in a "
+                        "row without a better dev BLEU")
     t.add_argument("--seed", type=non_negative_int, default=1234)
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     t.add_argument("--out", type=output_dir, default="runs/default",
@@ -630,8 +631,9 @@ class Trainer:
 
     def out_of_patience(self) -> str:
         """Why to stop after this validation ('' to go on): --patience validations in a row
-        without a better dev BLEU."""
-        if self.bad_validations >= self.args.patience:
+        without a better dev BLEU, counted on the --valid-every grid (``validate``)."""
+        on_grid = self.step % self.args.valid_every == 0
+        if on_grid and self.bad_validations >= self.args.patience:
             return f"no better dev BLEU in {self.args.patience} validations"
         return ""
 

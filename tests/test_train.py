@@ -607,15 +607,48 @@ def test_lr_decay_halves_the_rate_after_each_validation_without_a_better_bleu(
         np.testing.assert_array_equal(params_of(tmp_path / "b")[k], v, err_msg=k)
     assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["lr_now"] == 0.000625
     monkeypatch.undo()
-    assert training.main(args(corpus, tmp_path / "c", *fast[:-2], "--max-steps", "6")) == 0
+    assert training.main(args(corpus, tmp_path / "c", *fast[:-2], "--lr-decay", "1",
+                              "--max-steps", "6")) == 0  # a constant rate trains otherwise
     assert not np.array_equal(params_of(tmp_path / "c")["W_o"], params_of(tmp_path / "a")["W_o"])
     assert training.main(args(corpus, tmp_path / "b", *fast[:-2], "--lr-decay", "0.25",
                               "--max-steps", "7", "--resume")) == 2  # fixed by the run
 
 
+def test_a_validation_at_a_stop_off_the_grid_saves_best_but_steers_nothing(
+        corpus, tmp_path, monkeypatch, capsys):
+    """--valid-every 2: dev BLEU 1 at update 2 (grid), 5 at the stop at update 3 (off the grid:
+    `best` saved, the rate and the patience count untouched), then 2 at update 4 and 0 at 6
+    on the grid: 2 beats the schedule's best (1) though not `best` (5), and only 0 halves the
+    rate. A checkpoint of before ``schedule_best`` resumes with its best BLEU in its place."""
+    fast = ("--valid-size", "3", "--valid-every", "2", "--patience", "100", "--lr", "0.01")
+    scripted_bleu(monkeypatch, [1.0, 5.0])
+    assert training.main(args(corpus, tmp_path / "r", *fast, "--max-steps", "3")) == 0
+    meta = checkpoint.load_checkpoint(tmp_path / "r", "last")[2]
+    assert (meta["best_bleu"], meta["schedule_best"], meta["bad_validations"],
+            meta["lr_now"]) == (5.0, 1.0, 0, 0.01)
+    assert checkpoint.load_checkpoint(tmp_path / "r", "best")[2]["step"] == 3
+    scripted_bleu(monkeypatch, [2.0, 0.0])
+    assert training.main(args(corpus, tmp_path / "r", *fast, "--max-steps", "6",
+                              "--resume")) == 0
+    meta = checkpoint.load_checkpoint(tmp_path / "r", "last")[2]
+    assert (meta["best_bleu"], meta["schedule_best"], meta["bad_validations"],
+            meta["lr_now"]) == (5.0, 2.0, 1, 0.005)
+    assert checkpoint.load_checkpoint(tmp_path / "r", "best")[2]["step"] == 3
+    js = tmp_path / "r" / "last.json"  # as written before schedule_best existed
+    doc = json.loads(js.read_text())
+    del doc["schedule_best"]
+    js.write_text(json.dumps(doc))
+    scripted_bleu(monkeypatch, [4.0])  # below the best BLEU, 5: no better
+    assert training.main(args(corpus, tmp_path / "r", *fast, "--max-steps", "8",
+                              "--resume")) == 0
+    meta = checkpoint.load_checkpoint(tmp_path / "r", "last")[2]
+    assert (meta["schedule_best"], meta["bad_validations"], meta["lr_now"]) == (5.0, 2, 0.0025)
+
+
 def whole_state(run, name="last"):
     params, opt, meta = checkpoint.load_checkpoint(run, name)
-    position = {k: meta[k] for k in ("step", "epoch", "pos", "best_bleu", "bad_validations")}
+    position = {k: meta[k] for k in ("step", "epoch", "pos", "best_bleu", "schedule_best",
+                                     "bad_validations")}
     return params, opt, position
 
 
