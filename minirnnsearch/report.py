@@ -79,8 +79,13 @@ def plot_bleu_by_length(curves: dict[str, list[tuple[str, int, float]]], path: s
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, rows in curves.items():
         ax.plot([r[0] for r in rows], [r[2] for r in rows], marker="o", label=label)
-    ax.set_xlabel("source sentence length (words)")
-    ax.set_ylabel("BLEU")
+    _save_lines(plt, fig, ax, "source sentence length (words)", "BLEU", title, path)
+
+
+def _save_lines(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str | Path) -> None:
+    """A figure of labelled lines: axes' labels, title, grid and legend; then ``_save``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -124,13 +129,7 @@ def plot_dev_bleu(curves: dict[str, list[tuple[int, float]]], path: str | Path,
         line, = ax.plot(*zip(*points, strict=True), label=label)
         best = max(points, key=lambda p: p[1])
         ax.plot(*best, marker="o", color=line.get_color())
-    ax.set_xlabel("updates")
-    ax.set_ylabel("dev BLEU (greedy)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    _save(plt, fig, path)
+    _save_lines(plt, fig, ax, "updates", "dev BLEU (greedy)", title, path)
 
 
 def plot_attention(weights: np.ndarray, src: list[str], tgt: list[str], path: str | Path
