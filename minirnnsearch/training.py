@@ -493,7 +493,7 @@ class Trainer:
         improved = score > self.best_bleu
         if improved:
             self.best_bleu = score
-        if self.step % self.args.valid_every == 0:
+        if self.on_grid():
             if score > self.schedule_best:
                 self.schedule_best, self.bad_validations = score, 0
             else:
@@ -610,9 +610,14 @@ class Trainer:
             return f"{a.epochs} epochs done"  # validated and saved like any stop
         return ""
 
+    def on_grid(self) -> bool:
+        """Whether this update is one of every --valid-every: the validations that steer the
+        decay and the patience."""
+        return self.step % self.args.valid_every == 0
+
     def validation_due(self, stop: str) -> bool:
         """Every --valid-every updates, and at every stop (so ``last`` holds the final state)."""
-        return self.step % self.args.valid_every == 0 or bool(stop)
+        return self.on_grid() or bool(stop)
 
     def log_due(self) -> bool:
         """The loss is read from the device every ``LOG_EVERY`` updates and at an epoch's end."""
@@ -632,8 +637,7 @@ class Trainer:
     def out_of_patience(self) -> str:
         """Why to stop after this validation ('' to go on): --patience validations in a row
         without a better dev BLEU, counted on the --valid-every grid (``validate``)."""
-        on_grid = self.step % self.args.valid_every == 0
-        if on_grid and self.bad_validations >= self.args.patience:
+        if self.on_grid() and self.bad_validations >= self.args.patience:
             return f"no better dev BLEU in {self.args.patience} validations"
         return ""
 
