@@ -51,7 +51,6 @@ from .cli import (
 )
 from .data.batching import (
     CHUNK_BATCHES,
-    batches_per_epoch,
     epoch_batches,
     filter_by_length,
     make_batch,
@@ -143,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = ap.add_argument_group("training")
     t.add_argument("--batch-size", type=positive_int, default=80,
                    help="sentence pairs per batch (paper: 80)")
+    t.add_argument("--batch-tokens", type=non_negative_int, default=0, metavar="N",
+                   help="cut batches by size instead: as many length-sorted pairs as fit in N "
+                        "padded tokens a side (pairs x longest sentence, as Nematus' "
+                        "--token_batch_size and OpenNMT-py's -batch_type tokens); 0 (default): "
+                        "--batch-size pairs each (docs/real-data.md)")
     t.add_argument("--sort-pool", type=non_negative_int, default=0,
                    help="batches' worth of pairs sorted by length together before they are cut "
                         "into batches; 0 (default): the whole epoch, the least padding "
@@ -208,6 +212,7 @@ def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
                                              "align", "maxout")}
     settings.update({k: meta[k] for k in ("seed", "batch_size", "max_len", "optimizer")})
     settings["sort_pool"] = meta.get("sort_pool", CHUNK_BATCHES)  # older runs: the paper's
+    settings["batch_tokens"] = meta.get("batch_tokens", 0)  # older runs: --batch-size pairs
     # lr None (older runs): the optimiser's default, read from an optimiser of no parameters
     settings["lr"] = make_optimizer(meta["optimizer"], {}, meta["lr"]).lr
     settings["lr_decay"] = meta.get("lr_decay", 1.0)  # runs from before --lr-decay: constant
@@ -429,13 +434,13 @@ class Trainer:
             print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
                   f"batch {self.pos})", file=sys.stderr)
         self.lengths = [(len(s), len(t)) for s, t in self.corpus.train]
-        self.epoch_size = batches_per_epoch(len(self.lengths), args.batch_size, args.sort_pool)
+        self.order = self.epoch_order()
         if self.group.is_root:
-            share = padding_share(self.lengths, epoch_batches(
-                self.lengths, args.batch_size, args.seed, self.epoch, args.sort_pool))
-            print(f"batches: {self.epoch_size} an epoch of up to {args.batch_size} pairs, "
-                  f"{share:.1%} of their cells padding (--sort-pool {args.sort_pool})",
-                  file=sys.stderr)
+            size = (f"up to {args.batch_tokens} tokens a side" if args.batch_tokens
+                    else f"up to {args.batch_size} pairs")
+            print(f"batches: {self.epoch_size} an epoch of {size}, "
+                  f"{padding_share(self.lengths, self.order):.1%} of their cells padding "
+                  f"(--sort-pool {args.sort_pool})", file=sys.stderr)
         self.signature_shown = False
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -447,7 +452,8 @@ class Trainer:
                     bad_validations=self.bad_validations,
                     optimizer=self.args.optimizer, lr=self.args.lr, lr_now=self.opt.lr,
                     lr_decay=self.args.lr_decay, seed=self.args.seed,
-                    batch_size=self.args.batch_size, sort_pool=self.args.sort_pool,
+                    batch_size=self.args.batch_size, batch_tokens=self.args.batch_tokens,
+                    sort_pool=self.args.sort_pool,
                     max_len=self.args.max_len, pair=None if self.args.train_src else self.args.pair,
                     subword=self.corpus.subword, dropout=self.args.dropout,
                     preset=self.args.preset, vocab_size=self.args.vocab_size,
@@ -570,15 +576,25 @@ class Trainer:
         return tqdm(total=total, initial=self.step, disable=self.args.quiet, unit="step",
                     dynamic_ncols=True, file=sys.stderr)
 
+    def epoch_order(self) -> list[list[int]]:
+        """This epoch's batches (pair indices), a function of (seed, epoch) only."""
+        a = self.args
+        return epoch_batches(self.lengths, a.batch_size, a.seed, self.epoch, a.sort_pool,
+                             a.batch_tokens)
+
+    @property
+    def epoch_size(self) -> int:
+        """Batches in this epoch (with --batch-tokens and --sort-pool, it varies by epoch)."""
+        return len(self.order)
+
     def batches(self) -> Iterator[list[int]]:
         """The batches (pair indices) from the position in the data to the end of --epochs.
         ``train_step`` moves the position; the end of an epoch moves on to the next one."""
         while self.epoch < self.args.epochs:
-            order = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, self.epoch,
-                                  self.args.sort_pool)
-            while self.pos < len(order):
-                yield order[self.pos]
+            while self.pos < self.epoch_size:
+                yield self.order[self.pos]
             self.epoch, self.pos = self.epoch + 1, 0
+            self.order = self.epoch_order()
 
     def train_step(self, batch: list[int]) -> tuple[Any, int]:
         """One update on the pairs ``batch``: the loss (on the device) and its target tokens.

@@ -9,7 +9,6 @@ from minirnnsearch.data import (
     UNK_ID,
     DataError,
     Vocab,
-    batches_per_epoch,
     detokenize,
     epoch_batches,
     filter_by_length,
@@ -19,6 +18,7 @@ from minirnnsearch.data import (
     read_parallel,
     tokenize,
 )
+from minirnnsearch.data.batching import cut
 
 
 @pytest.mark.parametrize("text", [
@@ -137,11 +137,28 @@ def test_padding_share_counts_the_cells_beyond_each_sentence():
     assert padding_share(lengths, []) == 0.0
 
 
-@pytest.mark.parametrize(("n", "batch_size"), [(1, 8), (159, 8), (160, 8), (161, 8), (1000, 8),
-                                               (3201, 80), (50, 1)])
-@pytest.mark.parametrize("pool", [20, 3, 1, 0])
-def test_batches_per_epoch_counts_every_epochs_batches(n, batch_size, pool):
-    lengths = [(1 + k % 7, 1 + k % 5) for k in range(n)]
-    for epoch in range(3):
-        assert batches_per_epoch(n, batch_size, pool) == len(
-            epoch_batches(lengths, batch_size, 4, epoch, pool))
+def test_token_batches_fill_up_to_the_budget_and_cover_everything():
+    """--batch-tokens: each batch of the sorted pool holds as many pairs as fit in the budget
+    on both sides (pairs x (longest + </s>)), one more would not fit; a single pair longer than
+    the budget is a batch of its own; short pairs go many to a batch, long ones few."""
+    rng = np.random.default_rng(0)
+    lengths = [(int(a), int(a) + int(d)) for a, d in zip(rng.integers(1, 50, 1000),
+                                                           rng.integers(0, 4, 1000), strict=True)]
+    lengths[7] = (80, 3)                                 # over the budget alone
+    chunk = sorted(range(1000), key=lambda k: lengths[k])
+    batches = cut(chunk, lengths, 8, tokens=64)
+    assert [k for b in batches for k in b] == chunk
+    cells = [len(b) * (max(max(lengths[k]) for k in b) + 1) for b in batches]
+    assert all(c <= 64 for b, c in zip(batches, cells, strict=True) if len(b) > 1)
+    assert [7] in batches
+    for b, nxt in zip(batches, batches[1:], strict=False):
+        assert (len(b) + 1) * (max(max(lengths[k]) for k in [*b, nxt[0]]) + 1) > 64
+    assert min(len(b) for b in batches if max(lengths[b[-1]]) < 5) > max(
+        len(b) for b in batches if min(lengths[b[0]]) > 30)
+    assert cut(chunk, lengths, 8) == [chunk[a : a + 8] for a in range(0, 1000, 8)]
+    for pool in (0, 2):
+        epoch = epoch_batches(lengths, 8, seed=1, epoch=0, pool=pool, tokens=64)
+        assert sorted(k for b in epoch for k in b) == list(range(1000))
+        assert epoch == epoch_batches(lengths, 8, seed=1, epoch=0, pool=pool, tokens=64)
+        assert padding_share(lengths, epoch) < padding_share(
+            lengths, epoch_batches(lengths, 8, seed=1, epoch=0, pool=1))

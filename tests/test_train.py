@@ -79,7 +79,7 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
     n_pairs = int(re.search(r"data: (\d+) training pairs", err).group(1))
     n, share = re.search(r"batches: (\d+) an epoch of up to 8 pairs, (\S+)% of their cells "
                          r"padding \(--sort-pool 0\)", err).groups()  # the default
-    assert int(n) == training.batches_per_epoch(n_pairs, 8)
+    assert int(n) == -(-n_pairs // 8)
     assert 0 < float(share) < 50
     meta = checkpoint.load_checkpoint(tmp_path, "last")[2]
     assert (meta["config"]["init"], meta["sort_pool"]) == ("fan-in", 0)  # train.py's defaults
@@ -418,7 +418,7 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--variant", "encdec", "rnnsearch"), ("--preset", "small", "tiny"),
     ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
     ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "paper", "fan-in"),
-    ("--batch-size", "9", "8"), ("--sort-pool", "20", "0"),
+    ("--batch-size", "9", "8"), ("--batch-tokens", "40", "0"), ("--sort-pool", "20", "0"),
     ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "1.0", "0.5"),
     ("--clip", "2.0", "1.0"),
     ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
@@ -658,16 +658,24 @@ def few_pairs(tmp_path_factory):
     return small_corpus(tmp_path_factory.mktemp("few"), 100, 12, 10, seed=11)
 
 
-def test_resume_across_epoch_boundaries_continues_the_whole_state(few_pairs, tmp_path):
+@pytest.mark.parametrize("batching", [(), ("--batch-tokens", "60", "--sort-pool", "2")],
+                         ids=["pairs", "tokens"])
+def test_resume_across_epoch_boundaries_continues_the_whole_state(few_pairs, tmp_path,
+                                                                  batching):
     """Runs stopped at the very end of the first epoch, inside the second and inside the third
     (each resume crossing an epoch's end) reach the state of an unbroken run: parameters,
-    optimiser state and step count, epoch, position, best BLEU and bad validations, the log."""
+    optimiser state and step count, epoch, position, best BLEU and bad validations, the log.
+    Batches of --batch-tokens from pools of two batches' pairs: epochs of unequal sizes."""
     corpus = few_pairs
-    n_pairs = len((corpus / "train.en").read_text(encoding="utf-8").splitlines())
-    epoch = training.batches_per_epoch(n_pairs, 8)
-    stops = (epoch, epoch + 3, 2 * epoch + 1)
-    assert 0 < 3 < epoch  # the second stop inside the second epoch
-    fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "1000")
+    fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "1000", *batching)
+    assert training.main(args(corpus, tmp_path / "probe", *fast, "--max-steps", "30")) == 0
+    epoch_at = [json.loads(x)["epoch"]  # the epoch (from 1) of each update, from the log
+                for x in (tmp_path / "probe" / "log.jsonl").read_text().splitlines()]
+    ends = [k + 1 for k in range(len(epoch_at) - 1) if epoch_at[k + 1] > epoch_at[k]]
+    assert len(ends) >= 2 and ends[0] > 3  # the second stop inside the second epoch
+    if batching:
+        assert ends[1] - ends[0] != ends[0]  # epochs of unequal sizes
+    stops = (ends[0], ends[0] + 3, ends[1] + 1)
     assert training.main(args(corpus, tmp_path / "a", *fast, "--max-steps",
                               str(stops[-1]))) == 0
     for k, stop in enumerate(stops):
@@ -675,7 +683,8 @@ def test_resume_across_epoch_boundaries_continues_the_whole_state(few_pairs, tmp
         assert training.main(args(corpus, tmp_path / "b", *fast, *resume, "--max-steps",
                                   str(stop))) == 0
         meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]  # after batch stop - 1
-        assert (meta["epoch"], meta["pos"]) == ((stop - 1) // epoch, (stop - 1) % epoch + 1)
+        start = max([0, *(e for e in ends if e < stop)])
+        assert (meta["epoch"], meta["pos"]) == (epoch_at[stop - 1] - 1, stop - start)
     for name in ("last", "best"):
         a, b = whole_state(tmp_path / "a", name), whole_state(tmp_path / "b", name)
         for x, y in zip(a[:2], b[:2], strict=True):

@@ -2,7 +2,6 @@
 
 from .batching import (
     Batch,
-    batches_per_epoch,
     epoch_batches,
     filter_by_length,
     make_batch,
@@ -13,6 +12,6 @@ from .tokenize import detokenize, tokenize
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab
 
 __all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID", "Batch", "DataError", "Vocab",
-           "batches_per_epoch", "decode_lines", "detokenize", "epoch_batches",
+           "decode_lines", "detokenize", "epoch_batches",
            "filter_by_length", "make_batch", "padding_share", "read_lines", "read_parallel",
            "tokenize"]

@@ -63,21 +63,43 @@ def pool_pairs(n_pairs: int, batch_size: int, pool: int) -> int:
     return batch_size * pool if pool else max(n_pairs, 1)
 
 
+def cut(chunk: list[int], lengths: list[tuple[int, int]], batch_size: int, tokens: int = 0
+        ) -> list[list[int]]:
+    """``chunk`` (pair indices sorted by length) cut into consecutive batches: ``batch_size``
+    pairs each, or with ``tokens`` > 0 as many pairs as fit in ``tokens`` cells of the padded
+    batch on either side (pairs x (longest sentence + </s>), as Nematus' --token_batch_size and
+    OpenNMT-py's -batch_type tokens count), at least one pair each."""
+    if not tokens:
+        return [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    batches: list[list[int]] = []
+    longest = 0  # of the last batch, </s> included
+    for k in chunk:
+        width = max(lengths[k]) + 1
+        if batches and max(longest, width) * (len(batches[-1]) + 1) <= tokens:
+            batches[-1].append(k)
+        else:
+            batches.append([k])
+            longest = 0
+        longest = max(longest, width)
+    return batches
+
+
 def epoch_batches(lengths: list[tuple[int, int]], batch_size: int, seed: int, epoch: int,
-                  pool: int = CHUNK_BATCHES) -> list[list[int]]:
+                  pool: int = CHUNK_BATCHES, tokens: int = 0) -> list[list[int]]:
     """The batches of one epoch as lists of pair indices, a function of (seed, epoch) only.
 
     Shuffle the pairs; take ``batch_size * pool`` at a time (pool 0: all of them), sort them
-    by (source, target) length, cut them into batches; shuffle the order of all the epoch's
-    batches. The larger the pool, the less padding, and the more alike a batch's sentences
-    from one epoch to the next."""
+    by (source, target) length, ``cut`` them into batches (of ``batch_size`` pairs, or of up to
+    ``tokens`` padded tokens a side); shuffle the order of all the epoch's batches. The larger
+    the pool, the less padding, and the more alike a batch's sentences from one epoch to the
+    next."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     batches = []
     step = pool_pairs(len(lengths), batch_size, pool)
     for a in range(0, len(order), step):
         chunk = sorted(order[a : a + step].tolist(), key=lambda k: lengths[k])
-        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+        batches += cut(chunk, lengths, batch_size, tokens)
     return [batches[k] for k in rng.permutation(len(batches))]
 
 
@@ -89,11 +111,3 @@ def padding_share(lengths: list[tuple[int, int]], batches: list[list[int]]) -> f
             real += sum(lengths[k][side] + 1 for k in b)
             cells += len(b) * (max(lengths[k][side] for k in b) + 1)
     return 1 - real / cells if cells else 0.0
-
-
-def batches_per_epoch(n_pairs: int, batch_size: int, pool: int = CHUNK_BATCHES) -> int:
-    """``len(epoch_batches(...))`` for ``n_pairs`` pairs, the same in every epoch: the batches
-    of each full pool, and as many as the last pool needs."""
-    step = pool_pairs(n_pairs, batch_size, pool)
-    full, rest = divmod(n_pairs, step)
-    return full * -(-step // batch_size) + -(-rest // batch_size)
