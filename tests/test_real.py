@@ -1,5 +1,6 @@
 """The real-corpus builder: reading .po catalogues (also inside a wheel), cleaning, the split."""
 
+import subprocess
 import zipfile
 from collections import Counter
 
@@ -86,3 +87,29 @@ def test_build_from_a_wheel_deduplicates_and_splits_reproducibly(tmp_path):
                       "--dev", "5", "--test", "10", "--seed", "7"]) == 0
     assert (out / "test.en").read_text().splitlines() == [s for s, _ in a["test"]]
     assert (out / "train.fr").read_text().splitlines() == [t for _, t in a["train"]]
+
+
+def test_packages_asks_dpkg_once_for_all_installed_paths(monkeypatch):
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        out = {"dpkg": "man-db: /usr/share/man/fr/man1/apropos.1.gz\n"
+                       "libc6:amd64: /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+                       "diversion by dash from: /bin/sh\n"
+                       "a, b: /usr/share/both\n",
+               "dpkg-query": "a\t1.0\nlibc6\t2.36-9\nman-db\t2.11.2-2\n"}[cmd[0]]
+        return subprocess.CompletedProcess(cmd, 1, out, "")  # 1: some path is not installed
+
+    monkeypatch.setattr(real.subprocess, "run", run)
+    paths = ["/usr/share/man/fr/man1/apropos.1.gz", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+             "/usr/share/both", "/not/installed", "relative/path.mo", "/usr/share/[.1.gz"]
+    assert real.packages(paths) == {
+        "/usr/share/man/fr/man1/apropos.1.gz":
+            ("man-db", "2.11.2-2", "/usr/share/doc/man-db/copyright"),
+        "/usr/lib/x86_64-linux-gnu/libc.so.6":
+            ("libc6", "2.36-9", "/usr/share/doc/libc6/copyright"),
+        "/usr/share/both": ("a", "1.0", "/usr/share/doc/a/copyright")}
+    assert calls == [["dpkg", "-S", *paths[:4]],
+                     ["dpkg-query", "-W", "-f=${Package}\t${Version}\n", "a", "libc6", "man-db"]]
+    assert real.packages(["relative/path.mo"]) == {} and len(calls) == 2

@@ -48,7 +48,7 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..oserrors import doing, make_dir, reports_os_errors, write_atomic
@@ -174,17 +174,41 @@ def clean_pairs(src: str, tgt: str, drops: Counter) -> list[tuple[str, str]]:
     out = []
     for s, t in zip(ps, pt, strict=True):
         s, t = clean_text(s), clean_text(t)
-        ns, nt = len(s.split()), len(t.split())
         if placeholders(s) != placeholders(t):
             drops["placeholders differ"] += 1
-        elif not (2 <= ns <= 80 and 2 <= nt <= 80):
-            drops["not 2-80 words"] += 1
-        elif max(ns, nt) > 3 * min(ns, nt):
-            drops["length ratio over 3"] += 1
-        elif s == t or not _LETTER.search(t):
-            drops["untranslated"] += 1
+        elif reason := drop_reason(s, t):
+            drops[reason] += 1
         else:
             out.append((s, t))
+    return out
+
+
+def drop_reason(s: str, t: str) -> str:
+    """Why a cleaned pair is not kept ('' if it is): not 2-80 words on a side, a length ratio
+    over 3, or a translation equal to the original or without a letter (untranslated)."""
+    ns, nt = len(s.split()), len(t.split())
+    if not (2 <= ns <= 80 and 2 <= nt <= 80):
+        return "not 2-80 words"
+    if max(ns, nt) > 3 * min(ns, nt):
+        return "length ratio over 3"
+    if s == t or not _LETTER.search(t):
+        return "untranslated"
+    return ""
+
+
+def deduplicate(pairs: Iterable[tuple[str, str]], drops: Counter) -> list[tuple[str, str]]:
+    """One pair per English sentence, in order of first appearance: its translation given most
+    often, ties by the first given."""
+    translations: dict[str, Counter] = defaultdict(Counter)
+    first: dict[tuple[str, str], int] = {}
+    for s, t in pairs:
+        translations[s][t] += 1
+        first.setdefault((s, t), len(first))
+    out = []
+    for s, counts in translations.items():
+        t = min(counts, key=lambda t: (-counts[t], first[(s, t)]))
+        drops["English sentence seen before (duplicate)"] += sum(counts.values()) - 1
+        out.append((s, t))
     return out
 
 
@@ -192,8 +216,7 @@ def build(sources: list[str], lang: str, drops: Counter
           ) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
     """Deduplicated (English, translation) pairs from all catalogues, and per catalogue the
     number of entries read."""
-    translations: dict[str, Counter] = defaultdict(Counter)
-    first: dict[tuple[str, str], int] = {}
+    cleaned: list[tuple[str, str]] = []
     read: list[tuple[str, int]] = []
     for name, data in find_catalogues(sources, lang):
         try:
@@ -203,15 +226,8 @@ def build(sources: list[str], lang: str, drops: Counter
             continue
         read.append((name, len(entries)))
         for src, tgt in entries:
-            for s, t in clean_pairs(src, tgt, drops):
-                translations[s][t] += 1
-                first.setdefault((s, t), len(first))
-    pairs = []
-    for s, counts in translations.items():
-        t = min(counts, key=lambda t: (-counts[t], first[(s, t)]))
-        drops["English sentence seen before (duplicate)"] += sum(counts.values()) - 1
-        pairs.append((s, t))
-    return pairs, read
+            cleaned += clean_pairs(src, tgt, drops)
+    return deduplicate(cleaned, drops), read
 
 
 def split(pairs: list[tuple[str, str]], seed: int, n_dev: int, n_test: int
@@ -226,18 +242,37 @@ def split(pairs: list[tuple[str, str]], seed: int, n_dev: int, n_test: int
             "train": order[n_test + n_dev :]}
 
 
-def _package(path: str) -> tuple[str, str, str]:
-    """(Debian package, its version, its copyright file) of an installed file, or empty."""
+def write_split(out: Path, splits: dict[str, list[tuple[str, str]]], lang: str) -> None:
+    """``out/{train,dev,test}.{en,LANG}``, one sentence a line."""
+    make_dir(out)
+    for name, part in splits.items():
+        for k, side in ((0, "en"), (1, lang)):
+            write_atomic(out / f"{name}.{side}", "".join(p[k] + "\n" for p in part).encode())
+
+
+def packages(paths: list[str]) -> dict[str, tuple[str, str, str]]:
+    """(Debian package, its version, its copyright file) of each installed file of ``paths``,
+    from one ``dpkg -S`` for all. Files no package ships are left out, and so are relative paths
+    and paths with a glob character, which dpkg would read as patterns."""
+    wanted = [p for p in paths if p.startswith("/") and not re.search(r"[*?\[\]\\]", p)]
+    if not wanted:
+        return {}
     try:
-        out = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, check=False)
-        if out.returncode != 0 or ":" not in out.stdout:
-            return "", "", ""
-        pkg = out.stdout.split(":")[0].strip()
-        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
-                                 text=True, check=False).stdout.strip()
+        owners = subprocess.run(["dpkg", "-S", *wanted], capture_output=True, text=True,
+                                check=False).stdout
+        owner = {}
+        for line in owners.splitlines():  # "pkg: /path", "pkg:arch: /path", "a, b: /path"
+            pkgs, sep, path = line.rpartition(": ")
+            if sep and not line.startswith("diversion by "):
+                owner[path] = pkgs.split(",")[0].split(":")[0].strip()
+        listed = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Version}\n",
+                                 *sorted(set(owner.values()))], capture_output=True, text=True,
+                                check=False).stdout if owner else ""
     except OSError:  # not a Debian system
-        return "", "", ""
-    return pkg, version, f"/usr/share/doc/{pkg}/copyright"
+        return {}
+    versions = dict(line.split("\t", 1) for line in listed.splitlines() if "\t" in line)
+    return {path: (pkg, versions.get(pkg, ""), f"/usr/share/doc/{pkg}/copyright")
+            for path, pkg in owner.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,14 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    make_dir(out)
-    for name, part in splits.items():
-        for k, side in ((0, "en"), (1, lang)):
-            write_atomic(out / f"{name}.{side}", "".join(p[k] + "\n" for p in part).encode())
+    write_split(out, splits, lang)
+    owners = packages([name for name, _ in read])
     rows = ["catalogue\tentries\tdebian_package\tversion\tcopyright\n"]
     for name, n in read:
-        info = _package(name) if name.startswith("/") else ("", "", "")
-        rows.append("\t".join((name, str(n), *info)) + "\n")
+        rows.append("\t".join((name, str(n), *owners.get(name, ("", "", "")))) + "\n")
     write_atomic(out / "SOURCES.tsv", "".join(rows).encode())
     print(f"{len(read)} catalogues, {sum(n for _, n in read)} entries -> {len(pairs)} pairs "
           f"(train {len(splits['train'])}, dev {len(splits['dev'])}, test "
