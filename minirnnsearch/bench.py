@@ -81,11 +81,10 @@ from .cli import (
     output_dir,
     positive_float,
     positive_int,
-    vocab_size,
 )
 from .data.batching import Batch, make_batch
 from .data.io import DataError
-from .data.vocab import EOS_ID
+from .data.vocab import EOS_ID, vocab_size
 from .optim import Optimizer, clip_grad_norm, make_optimizer
 from .oserrors import reports_os_errors
 

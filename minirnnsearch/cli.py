@@ -12,7 +12,7 @@ and exit status 2, before any file is read or any model is built. Give them as `
     non_negative_int      integers >= 0              --seed, --warmup
     int_at_least(n, why)  integers >= n              (``why`` ends the error message)
     beam_size             integers >= 1              --beam ("1 = greedy" in the message)
-    vocab_size            integers >= 5              --vocab-size: the 4 specials and a word
+    data.vocab.vocab_size integers >= 5              --vocab-size: the 4 specials and a word
     positive_float        finite numbers > 0         --lr, --clip, --max-time, --threshold
     non_negative_float    finite numbers >= 0        --alpha
     probability           numbers in [0, 1)          a dropout rate
@@ -33,8 +33,6 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
-
-from .data.vocab import SPECIALS
 
 
 def _int(text: str) -> int:
@@ -70,7 +68,6 @@ def int_at_least(low: int, why: str = "") -> Callable[[str], int]:
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 beam_size = int_at_least(1, "1 = greedy")
-vocab_size = int_at_least(len(SPECIALS) + 1, f"the {len(SPECIALS)} special tokens and one word")
 
 
 def positive_float(text: str) -> float:

@@ -6,6 +6,7 @@ import argparse
 import pytest
 
 from minirnnsearch import bench, cli, gradcheck, story
+from minirnnsearch.data import vocab
 
 
 @pytest.mark.parametrize(("helper", "text", "value"), [
@@ -13,7 +14,7 @@ from minirnnsearch import bench, cli, gradcheck, story
     (cli.positive_int, " 80 ", 80),
     (cli.non_negative_int, "0", 0),
     (cli.beam_size, "1", 1),
-    (cli.vocab_size, "5", 5),
+    (vocab.vocab_size, "5", 5),
     (cli.int_at_least(3), "3", 3),
     (cli.positive_float, "1e-4", 1e-4),
     (cli.non_negative_float, "0", 0.0),
@@ -31,7 +32,7 @@ def test_accepted(helper, text, value):
     (cli.positive_int, "", "must be an integer, got ''"),
     (cli.non_negative_int, "-1", "must be at least 0, got -1"),
     (cli.beam_size, "0", "must be at least 1 (1 = greedy), got 0"),
-    (cli.vocab_size, "4", "must be at least 5 (the 4 special tokens and one word), got 4"),
+    (vocab.vocab_size, "4", "must be at least 5 (the 4 special tokens and one word), got 4"),
     (cli.positive_float, "0", "must be more than 0, got 0"),
     (cli.positive_float, "-1", "must be more than 0, got -1"),
     (cli.positive_float, "nan", "must be a finite number, got 'nan'"),

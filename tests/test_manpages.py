@@ -1,11 +1,12 @@
 """The man-page corpus builder: the roff reader, the alignment, sentences, filters, the command."""
 
 import gzip
+import subprocess
 from collections import Counter
 
 import pytest
 
-from minirnnsearch.data import manpages
+from minirnnsearch.data import manpages, real
 
 ROFF = r""".\" Copyright: a comment, not text
 .TH LS 1
@@ -28,6 +29,15 @@ and continued.
 .if !n not shown.
 .if n \{\
 a multi-line conditional, dropped
+.\}
+.ie n \{\
+a multi-line .ie, dropped, whose truth decides the .el
+.\}
+.el .B not shown either.
+.ie t .B not shown.
+.el\{\
+.B a multi-line .el,
+dropped too
 .\}
 .SH
 EXAMPLES
@@ -83,6 +93,8 @@ def test_align_drops_credits_and_sections_of_another_structure():
     assert manpages.align(english, french, drops) == [
         ("p00", "p00"), ("p10", "p10"), ("p11", "p11"), ("p30", "p30")]  # tags, code: not used
     assert drops == Counter({"sections with different block structures": 1})
+    credited = english + [("TRANSLATIONS", [("p", "by")])]  # left out on either side
+    assert manpages.align(credited, french, drops) == manpages.align(english, french, Counter())
     german = sections("p", "pp", "tp", "pv") + [("ÜBERSETZUNG", [("p", "Hans")]),
                                                 ("HINWEISE", [("p", "mehr")])]
     assert manpages.align(english, german, drops) == []
@@ -99,6 +111,12 @@ def test_align_drops_credits_and_sections_of_another_structure():
     ("Certains fichiers, p. ex. Makefile, sont lus. Written by J. Smith. In 2024.",
      ["Certains fichiers, p. ex. Makefile, sont lus.", "Written by J. Smith.", "In 2024."]),
     ("version 2.0 is here. it goes on", ["version 2.0 is here. it goes on"]),
+    # a closing bracket or quote ends a sentence only after . ! or ?
+    ("Die Optionen (siehe unten) Steuern die Ausgabe.", ["Die Optionen (siehe unten) Steuern "
+                                                         "die Ausgabe."]),
+    ('Lies die „Datei“ Dann geht es weiter.', ['Lies die „Datei“ Dann geht es weiter.']),
+    ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+    ('It ends ("here!") Then more.', ['It ends ("here!")', "Then more."]),
 ])
 def test_sentences_split_but_not_after_abbreviations(paragraph, expected):
     assert manpages.sentences(paragraph) == expected
@@ -191,7 +209,8 @@ def test_build_aligns_pages_of_two_roots_and_deduplicates(tree, capsys):
     assert not any("Dupont" in t for t in english.values())
     assert drops == Counter({"English sentence seen before (duplicate)": 1, "untranslated": 1,
                              "pages with no English original": 1,
-                             "pages whose English page is a link to one read": 1})
+                             "English page already read (a link, or another source's "
+                             "translation)": 1})
 
 
 def run(*argv):
@@ -219,11 +238,80 @@ def test_main_writes_a_reproducible_split_and_sources(tree, tmp_path, capsys):
     assert "Le fichier est lu." in french.splitlines()
     rows = [r.split("\t") for r in a["SOURCES.tsv"].splitlines()]
     assert rows[0] == ["page", "original", "paragraphs", "pairs", "debian_package", "version",
-                       "copyright"]
+                       "copyright", "original_package", "original_version", "original_copyright"]
     assert [r[:4] for r in rows[1:]] == [
         [f"{man}/fr/man1/prog.1.gz", f"{man}/man1/prog.1.gz", "14", "33"],
         [f"{deb}/fr/man8/tool.8.gz", f"{man}/man8/tool.8.gz", "1", "2"]]
-    assert all(r[4:] == ["", "", ""] for r in rows[1:])  # no package ships these
+    assert all(r[4:] == [""] * 6 for r in rows[1:])  # no package ships these
+
+
+def test_build_reads_an_english_page_once_with_the_first_readable_translation(tree, capsys):
+    """A corrupt translation or a stub does not keep another source's translation of the same
+    page from being read; a second readable one is not read; stubs (.so) are not pages."""
+    man, deb = tree
+    (deb / "fr" / "man1").mkdir()
+    (deb / "fr" / "man1" / "broken.1.gz").write_bytes(page(NOM="Une page en français."))
+    (deb / "fr" / "man1" / "prog.1.gz").write_bytes(page(NOM="Une autre traduction du tout."))
+    stub = gzip.compress(b".\\\" a stub\n.so man1/prog.1\n")
+    (man / "man1" / "stub.1.gz").write_bytes(stub)
+    (man / "fr" / "man1" / "stub.1.gz").write_bytes(stub)
+    (man / "man1" / "half.1.gz").write_bytes(page(NAME="Half of the pages here."))
+    (man / "fr" / "man1" / "half.1.gz").write_bytes(stub)
+    (deb / "fr" / "man1" / "half.1.gz").write_bytes(page(NOM="La moitié des pages ici."))
+    assert manpages.read_page(man / "fr" / "man1" / "stub.1.gz") is None
+    drops = Counter()
+    pairs, pages = manpages.build([str(man), str(deb)], "fr", drops)
+    assert len(capsys.readouterr().err.splitlines()) == 2  # broken, cut: skipped in man/
+    assert [(p.path, p.original, p.paragraphs) for p in pages] == [
+        (man / "fr/man1/prog.1.gz", man / "man1/prog.1.gz", 14),
+        (deb / "fr/man1/broken.1.gz", man / "man1/broken.1.gz", 1),
+        (deb / "fr/man1/half.1.gz", man / "man1/half.1.gz", 1),
+        (deb / "fr/man8/tool.8.gz", man / "man8/tool.8.gz", 1)]
+    english = dict(pairs)
+    assert english["An English page."] == "Une page en français."
+    assert english["Half of the pages here."] == "La moitié des pages ici."
+    assert "Une autre traduction du tout." not in english.values()
+    assert drops["English page already read (a link, or another source's translation)"] == 2
+    assert drops["stub page (.so)"] == 2  # stub: both sides; half: the translation in man/
+
+
+def test_sources_name_the_packages_of_the_translation_and_of_the_original(
+        tree, tmp_path, monkeypatch, capsys):
+    """One dpkg -S for the translations and their originals, which another package ships."""
+    man, deb = tree
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        out = {"dpkg": f"manpages-fr: {man}/fr/man1/prog.1.gz\n"
+                       f"coreutils: {man}/man1/prog.1.gz\nprogs: {man}/man8/tool.8.gz\n",
+               "dpkg-query": "coreutils\t9.1-1\nmanpages-fr\t4.18.1-1\nprogs\t2.0\n"}[cmd[0]]
+        return subprocess.CompletedProcess(cmd, 1, out, "")
+
+    monkeypatch.setattr(real.subprocess, "run", fake_run)
+    assert run("--pair", "en-fr", "--source", man, "--source", deb, "--dev", 5, "--test", 10,
+               "--out", tmp_path / "out") == 0
+    assert calls[0] == ["dpkg", "-S", f"{man}/fr/man1/prog.1.gz", f"{man}/man1/prog.1.gz",
+                        f"{deb}/fr/man8/tool.8.gz", f"{man}/man8/tool.8.gz"]
+    assert len(calls) == 2  # and dpkg-query
+    rows = [r.split("\t")[4:] for r in
+            (tmp_path / "out" / "SOURCES.tsv").read_text().splitlines()[1:]]
+    assert rows == [
+        ["manpages-fr", "4.18.1-1", "/usr/share/doc/manpages-fr/copyright",
+         "coreutils", "9.1-1", "/usr/share/doc/coreutils/copyright"],
+        ["", "", "", "progs", "2.0", "/usr/share/doc/progs/copyright"]]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--dev", "-1", "argument --dev: must be at least 0, got -1"),
+    ("--test", "ten", "argument --test: must be an integer, got 'ten'"),
+])
+def test_bad_split_sizes_are_argparse_errors(tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as e:
+        run("--pair", "en-fr", "--out", tmp_path / "out", flag, value)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {message}")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -4,6 +4,8 @@ import subprocess
 import zipfile
 from collections import Counter
 
+import pytest
+
 from minirnnsearch.data import real
 
 PO = r'''msgid ""
@@ -97,6 +99,8 @@ def test_packages_asks_dpkg_once_for_all_installed_paths(monkeypatch):
         out = {"dpkg": "man-db: /usr/share/man/fr/man1/apropos.1.gz\n"
                        "libc6:amd64: /usr/lib/x86_64-linux-gnu/libc.so.6\n"
                        "diversion by dash from: /bin/sh\n"
+                       "local diversion from: /usr/share/local\n"
+                       "local diversion to: /usr/share/local.distrib\n"
                        "a, b: /usr/share/both\n",
                "dpkg-query": "a\t1.0\nlibc6\t2.36-9\nman-db\t2.11.2-2\n"}[cmd[0]]
         return subprocess.CompletedProcess(cmd, 1, out, "")  # 1: some path is not installed
@@ -113,3 +117,12 @@ def test_packages_asks_dpkg_once_for_all_installed_paths(monkeypatch):
     assert calls == [["dpkg", "-S", *paths[:4]],
                      ["dpkg-query", "-W", "-f=${Package}\t${Version}\n", "a", "libc6", "man-db"]]
     assert real.packages(["relative/path.mo"]) == {} and len(calls) == 2
+
+
+def test_bad_split_sizes_are_one_line_argparse_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        real.main(["--pair", "en-fr", "--out", str(tmp_path / "out"), "--test", "-3"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].endswith("error: argument --test: must be at least 0, got -3")
+    assert not (tmp_path / "out").exists()

@@ -20,21 +20,24 @@ installed), adds translations of the English pages installed.
 
 Reading and cleaning, in order (each drop is counted by reason in the printed summary):
 - pages: a translation is paired with the English page of the same section and file name; one
-  without it, or whose English page is a link to one already read, is skipped; an unreadable or
-  corrupt ``.gz`` is skipped with a message naming it;
+  without it, or whose English page was already read (through a link, or with another source's
+  translation), is skipped; an unreadable or corrupt ``.gz`` is skipped with a message naming
+  it (and its English page can still be read with another source's translation); a stub page,
+  one that only sources another (``.so``), on either side, is skipped and is not a page read;
 - roff: escapes (fonts, sizes, special characters, accents, strings) are resolved or removed,
   font macros (``.B``, ``.BR``, ...) keep their text, comments and macro definitions are
   dropped; a one-line conditional is followed where its condition is plain (``n``, ``t``, a
-  string comparison), a multi-line one is dropped; tables and verbatim text (``.nf``, ``.EX``)
-  count only as blocks;
+  string comparison), a multi-line one is dropped (an ``.ie``'s condition still decides its
+  ``.el``); tables and verbatim text (``.nf``, ``.EX``) count only as blocks;
 - structure: a page is its sections (``.SH``/``.SS``), a section a list of blocks, each a
   paragraph, an item's tag (``.TP``, ``.IP``) or a table/verbatim block; the translators'
-  section (TRADUCTION, ÜBERSETZUNG) is removed; a page whose two sides have different numbers
-  of sections is dropped; a section is aligned block by block only if both sides have the same
-  sequence of block kinds, and dropped otherwise (the page's other sections are kept); the
-  aligned paragraphs are used, tags and code are not;
-- sentences: a paragraph is split after ``.``, ``!`` or ``?`` (or a closing quote or
-  bracket) followed by a capital or a digit, but not after an abbreviation (e.g., i.e., p. ex.,
+  section (TRADUCTION, ÜBERSETZUNG, TRANSLATION) is removed from both sides; a page whose two
+  sides have different numbers of sections is dropped; a section is aligned block by block only
+  if both sides have the same sequence of block kinds, and dropped otherwise (the page's other
+  sections are kept); the aligned paragraphs are used, tags and code are not; an mdoc page
+  (``.Sh``) has no sections;
+- sentences: a paragraph is split after ``.``, ``!`` or ``?`` (and up to two closing quotes or
+  brackets) followed by a capital or a digit, but not after an abbreviation (e.g., i.e., p. ex.,
   z. B., ...) or a single letter or digit; a paragraph gives sentence pairs only if both sides
   have as many sentences and, when there are several, each pair's length ratio in characters
   is within 0.5-2.2 (a wrong split otherwise pairs neighbours);
@@ -48,8 +51,10 @@ test, the next ``--dev`` to dev. The corpus is not part of the repository: the p
 packages' licences (GPL, BSD, the Linux man-pages' own, ...) and the translations their
 translators' (manpages-l10n: GPL 3 or later). ``SOURCES.tsv`` lists every page read with its
 English original, its number of aligned paragraphs and kept sentence pairs (before
-deduplication), and, for an installed page, its Debian package, version and copyright file
-(from ``dpkg -S``; a page of an unpacked .deb has none: see the .deb's own copyright file).
+deduplication), and, for an installed page, the Debian package, version and copyright file of
+the translation and, in three more columns, of the English original, which is often another
+package's (a manpages-fr translation of coreutils' ``ls.1``); both from one ``dpkg -S``. A page
+of an unpacked .deb has none: see the .deb's own copyright file.
 """
 
 from __future__ import annotations
@@ -66,8 +71,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ..oserrors import reports_os_errors, write_atomic
-from .real import CatalogueError, deduplicate, drop_reason, packages, split, write_split
+from ..oserrors import reports_os_errors
+from .real import (
+    add_split_arguments,
+    deduplicate,
+    drop_reason,
+    packages,
+    write_corpus,
+)
 
 DEFAULT_SOURCES = ("/usr/share/man",)
 _PAIR = re.compile(r"en-([a-z]{2,3}(?:_[A-Z]{2})?)")  # en-fr, en-de, en-pt_BR
@@ -147,10 +158,11 @@ def unescape(s: str) -> str:
 
 _ARG = re.compile(r'"((?:\\.|""|[^"\\])*)"?|((?:\\.|[^\s\\])+)')
 _COMMENT = re.compile(r'\\["#].*|\\.')
+_REQUEST = re.compile(r"\s*([^\s\\]*)\s*(.*)")
 _CONDITION = re.compile(r"(!?)(?:([nt])(?!\S)|'([^']*)'([^']*)')\s*(.*)")
 _PARAGRAPH = {"PP", "LP", "P", "sp", "Sp", "HP", "RS", "RE", "SY", "YS"}
 _ALTERNATING = {"BR", "RB", "IR", "RI", "BI", "IB"}  # words joined: .BR ls (1) -> ls(1)
-_FONT = {"B", "I", "SM", "SB", "R", "UE", "ME", "OP", "Nm", "Op"}
+_FONT = {"B", "I", "SM", "SB", "R", "UE", "ME", "OP"}
 _CODE = {"TS": "TE", "nf": "fi", "EX": "EE", "Vb": "Ve"}  # table or verbatim: start, end
 
 
@@ -182,6 +194,7 @@ class _Reader:
         self.depth = 0                 # in a multi-line conditional: its nesting depth
         self.last_ie = False           # the truth of the last .ie, for its .el
         self.title_next = self.tag_next = False  # the next line is a title, a tag
+        self.sources_another = False   # a .so request was read
 
     def line(self, line: str) -> None:
         if self.in_definition:
@@ -191,8 +204,8 @@ class _Reader:
         else:
             line = _COMMENT.sub(lambda m: "" if m[0][1] in '"#' else m[0], line)
             if line.startswith((".", "'")):
-                name, _, rest = line[1:].lstrip().partition(" ")
-                self.request(name, rest)
+                m = _REQUEST.match(line[1:])  # the name ends at a space or an escape: .el\{
+                self.request(m[1], m[2])
             elif self.code_end:
                 pass  # the text of a table or verbatim block is not used
             elif not line.strip():
@@ -205,6 +218,8 @@ class _Reader:
             self.conditional(name, rest)
         elif name in ("de", "de1", "am"):
             self.in_definition = True
+        elif name == "so":
+            self.sources_another = True
         elif self.code_end:
             if name == self.code_end:
                 self.code_end = ""
@@ -226,16 +241,17 @@ class _Reader:
             self.font(name, macro_args(rest))
 
     def conditional(self, name: str, rest: str) -> None:
-        if "\\{" in rest:
-            self.depth = max(rest.count("\\{") - rest.count("\\}"), 0)
-            return
+        """``.if``, ``.ie``, ``.el``: a one-line body is read if true; a multi-line one
+        (``\\{ ... \\}``) is dropped, but an ``.ie``'s truth is kept for its ``.el``."""
         if name == "el":
             truth, body = not self.last_ie, rest.strip()
         else:
             truth, body = _condition(rest)
             if name == "ie":
                 self.last_ie = truth
-        if truth and body:
+        if "\\{" in rest:
+            self.depth = max(rest.count("\\{") - rest.count("\\}"), 0)
+        elif truth and body:
             self.line(body)
 
     def code(self, name: str) -> None:
@@ -278,26 +294,32 @@ class _Reader:
         self.words, self.kind = [], next_kind
 
 
-def read_roff(text: str) -> list[Section]:
-    """The sections of a man page: [(title, [(kind, text)])] (see the module docstring)."""
+def _read(text: str) -> _Reader:
     reader = _Reader()
     for line in re.sub(r"(?<!\\)((?:\\\\)*)\\\n", r"\1", text).split("\n"):  # \ continues
         reader.line(line)
     reader.end_block()
-    return reader.sections
+    return reader
 
 
-def read_page(path: Path) -> list[Section]:
-    """The sections of a gzipped page (UTF-8, or Latin-1 for old pages)."""
+def read_roff(text: str) -> list[Section]:
+    """The sections of a man page: [(title, [(kind, text)])] (see the module docstring)."""
+    return _read(text).sections
+
+
+def read_page(path: Path) -> list[Section] | None:
+    """The sections of a gzipped page (UTF-8, or Latin-1 for old pages); None for a stub, a
+    page with no sections that sources another (``.so man1/other.1``)."""
     try:
         data = gzip.decompress(path.read_bytes())
     except (OSError, EOFError, zlib.error) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise ManPageError(f"{path}: unreadable ({reason})") from None
     try:
-        return read_roff(data.decode("utf-8"))
+        reader = _read(data.decode("utf-8"))
     except UnicodeDecodeError:
-        return read_roff(data.decode("latin-1"))
+        reader = _read(data.decode("latin-1"))
+    return None if reader.sources_another and not reader.sections else reader.sections
 
 
 # -- alignment ---------------------------------------------------------------------------------
@@ -305,28 +327,26 @@ def read_page(path: Path) -> list[Section]:
 def find_pages(sources: list[str], lang: str, drops: Counter) -> Iterator[tuple[Path, Path]]:
     """(translation, English page) for each ``SOURCE/LANG/manN/*.gz``, in order of the sources
     and then of the paths, links after files; the English page is ``manN/`` with the same file
-    name in the first source that has it."""
+    name in the first source that has it. Several translations may have one English page
+    (links, or one per source): ``build`` reads the first that it can."""
     roots = [Path(s) for s in sources]
     for root in roots:
         if not root.is_dir():
             raise ManPageError(f"--source {root}: not a directory")
-    seen: set[str] = set()
     for root in roots:
         for page in sorted((root / lang).glob("man*/*.gz"), key=lambda p: (p.is_symlink(), p)):
             originals = [r / page.parent.name / page.name for r in roots]
             original = next((p for p in originals if p.exists()), None)
             if original is None:
                 drops["pages with no English original"] += 1
-            elif os.path.realpath(original) in seen:
-                drops["pages whose English page is a link to one read"] += 1
             else:
-                seen.add(os.path.realpath(original))
                 yield page, original
 
 
 def align(english: list[Section], translation: list[Section], drops: Counter
           ) -> list[tuple[str, str]]:
     """The (English, translation) paragraph pairs of one page's aligned sections."""
+    english = [s for s in english if not _CREDITS.search(s[0])]
     translation = [s for s in translation if not _CREDITS.search(s[0])]
     if len(english) != len(translation):
         drops["pages with different numbers of sections"] += 1
@@ -342,7 +362,8 @@ def align(english: list[Section], translation: list[Section], drops: Counter
 
 # -- sentences ---------------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?»“\"”)])\s+(?=[«“\"(]?[A-ZÀ-ÖØ-Þ0-9])")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][»“\"”)])|(?<=[.!?][»“\"”)][»“\"”)]))"
+                           r"\s+(?=[«“\"(]?[A-ZÀ-ÖØ-Þ0-9])")
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "cf", "p. ex", "ex", "c.-à-d", "c-à-d", "z. B",
                   "z.B", "d. h", "d.h", "bzw", "usw", "ggf", "vgl", "Nr", "u. a", "u.a", "s. o",
                   "s. u", "z. T", "Dr", "Mr", "No", "resp", "evtl", "inkl", "bspw", "sog", "ca",
@@ -391,6 +412,8 @@ def left_in_english(t: str) -> bool:
 
 
 def keep(s: str, t: str, drops: Counter) -> bool:
+    """Whether a sentence pair is kept (``real.drop_reason``, or left in English); a drop is
+    counted by its reason."""
     reason = drop_reason(s, t) or ("untranslated" if left_in_english(t) else "")
     if reason:
         drops[reason] += 1
@@ -404,12 +427,21 @@ def build(sources: list[str], lang: str, drops: Counter
     """Deduplicated (English, translation) sentence pairs from all pages, and the pages read."""
     kept: list[tuple[str, str]] = []
     pages: list[Page] = []
+    read: set[str] = set()  # the English pages read, resolved
     for path, original in find_pages(sources, lang, drops):
+        if os.path.realpath(original) in read:
+            drops["English page already read (a link, or another source's translation)"] += 1
+            continue
         try:
-            paragraphs = align(read_page(original), read_page(path), drops)
+            english, translation = read_page(original), read_page(path)
         except ManPageError as e:
             print(f"skipped {e}", file=sys.stderr)
             continue
+        if english is None or translation is None:
+            drops["stub page (.so)"] += 1
+            continue
+        read.add(os.path.realpath(original))
+        paragraphs = align(english, translation, drops)
         pairs = [(s, t) for e, tr in paragraphs for s, t in sentence_pairs(e, tr, drops)
                  if keep(s, t, drops)]
         pages.append(Page(path, original, len(paragraphs), len(pairs)))
@@ -420,14 +452,17 @@ def build(sources: list[str], lang: str, drops: Counter
     return deduplicate(kept, drops), pages
 
 
-def write_sources(path: Path, pages: list[Page]) -> None:
-    owners = packages([str(p.path) for p in pages])
-    rows = ["page\toriginal\tparagraphs\tpairs\tdebian_package\tversion\tcopyright\n"]
-    for p in pages:
-        info = owners.get(str(p.path), ("", "", ""))
-        rows.append("\t".join((str(p.path), str(p.original), str(p.paragraphs), str(p.pairs),
-                               *info)) + "\n")
-    write_atomic(path, "".join(rows).encode())
+def sources_rows(pages: list[Page]) -> list[tuple[str, ...]]:
+    """``SOURCES.tsv``'s rows, its header first: each page, its original, its counts, and the
+    Debian package, version and copyright file of both (one ``dpkg -S`` for all)."""
+    paths = [str(p) for page in pages for p in (page.path, page.original)]
+    owners = packages(list(dict.fromkeys(paths)))
+    none = ("", "", "")
+    return [("page", "original", "paragraphs", "pairs", "debian_package", "version", "copyright",
+             "original_package", "original_version", "original_copyright"),
+            *((str(p.path), str(p.original), str(p.paragraphs), str(p.pairs),
+               *owners.get(str(p.path), none), *owners.get(str(p.original), none))
+              for p in pages)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -440,10 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a man root with English manN/ pages and LANG/manN/ translations, or "
                          "translations only (an unpacked .deb's usr/share/man); repeatable "
                          f"(default: {' '.join(DEFAULT_SOURCES)})")
-    ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--dev", type=int, default=500, help="dev pairs")
-    ap.add_argument("--test", type=int, default=1000, help="test pairs")
-    ap.add_argument("--seed", type=int, default=1)
+    add_split_arguments(ap, dev=500, test=1000)
     return ap
 
 
@@ -459,19 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     drops: Counter = Counter()
     try:
         pairs, pages = build(args.source or list(DEFAULT_SOURCES), lang, drops)
-        splits = split(pairs, args.seed, args.dev, args.test)
-    except (ManPageError, CatalogueError) as e:
+    except ManPageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    write_split(out, splits, lang)
-    write_sources(out / "SOURCES.tsv", pages)
-    print(f"{len(pages)} pages, {sum(p.paragraphs for p in pages)} aligned paragraphs -> "
-          f"{len(pairs)} pairs (train {len(splits['train'])}, dev {len(splits['dev'])}, test "
-          f"{len(splits['test'])}) in {out}", file=sys.stderr)
-    for reason, n in drops.most_common():
-        print(f"  dropped {n}: {reason}", file=sys.stderr)
-    return 0
+    return write_corpus(args, pairs, lang, lambda: sources_rows(pages),
+                        f"{len(pages)} pages, {sum(p.paragraphs for p in pages)} aligned "
+                        "paragraphs", drops)
 
 
 if __name__ == "__main__":

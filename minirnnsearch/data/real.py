@@ -12,7 +12,7 @@ cleans the pairs, deduplicates them and writes a reproducible train/dev/test spl
     python -m minirnnsearch.data.real --pair en-fr --out .cache/real/en-fr \\
         --source /usr/share/locale --source Django-5.2.19-py3-none-any.whl
 
-Cleaning, in order (each dropped pair is counted by reason in ``SOURCES.tsv``'s summary):
+Cleaning, in order (each dropped pair is counted by reason in the summary printed to stderr):
 - fuzzy (unreviewed) ``.po`` entries and untranslated ones are skipped; a plural takes its
   singular forms; a message context (``ctx\\x04msgid``) is removed;
 - a message whose translation has as many blank-line-separated paragraphs as the original is
@@ -48,9 +48,10 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from ..cli import non_negative_int
 from ..oserrors import doing, make_dir, reports_os_errors, write_atomic
 
 DEFAULT_SOURCES = ("/usr/share/locale",)
@@ -263,7 +264,7 @@ def packages(paths: list[str]) -> dict[str, tuple[str, str, str]]:
         owner = {}
         for line in owners.splitlines():  # "pkg: /path", "pkg:arch: /path", "a, b: /path"
             pkgs, sep, path = line.rpartition(": ")
-            if sep and not line.startswith("diversion by "):
+            if sep and not line.startswith(("diversion by ", "local diversion ")):
                 owner[path] = pkgs.split(",")[0].split(":")[0].strip()
         listed = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Version}\n",
                                  *sorted(set(owner.values()))], capture_output=True, text=True,
@@ -275,6 +276,36 @@ def packages(paths: list[str]) -> dict[str, tuple[str, str, str]]:
             for path, pkg in owner.items()}
 
 
+def add_split_arguments(ap: argparse.ArgumentParser, dev: int, test: int) -> None:
+    """``--out``, ``--dev`` and ``--test`` (``dev``, ``test`` by default; at least 0) and
+    ``--seed``: the arguments of ``write_corpus``."""
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--dev", type=non_negative_int, default=dev, help="dev pairs")
+    ap.add_argument("--test", type=non_negative_int, default=test, help="test pairs")
+    ap.add_argument("--seed", type=int, default=1)
+
+
+def write_corpus(args: argparse.Namespace, pairs: list[tuple[str, str]], lang: str,
+                 sources: Callable[[], list[tuple[str, ...]]], read: str, drops: Counter) -> int:
+    """Split ``pairs`` (``args.seed``, ``args.dev``, ``args.test``), write the split and
+    ``SOURCES.tsv`` (the rows of ``sources()``, its header first) to ``args.out``, and print the
+    summary: ``read`` (what was read), the pairs per split, the drops by reason. 0, or 2 (and
+    nothing written) with a one-line error if there are too few pairs."""
+    try:
+        splits = split(pairs, args.seed, args.dev, args.test)
+    except CatalogueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    write_split(out, splits, lang)
+    write_atomic(out / "SOURCES.tsv", "".join("\t".join(r) + "\n" for r in sources()).encode())
+    print(f"{read} -> {len(pairs)} pairs (train {len(splits['train'])}, dev "
+          f"{len(splits['dev'])}, test {len(splits['test'])}) in {out}", file=sys.stderr)
+    for reason, n in drops.most_common():
+        print(f"  dropped {n}: {reason}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.data.real",
                                  description="Build a parallel corpus from translation "
@@ -283,10 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--source", action="append",
                     help="a directory searched for LANG/LC_MESSAGES/*.mo|*.po, or a wheel/zip "
                          f"file (repeatable; default: {' '.join(DEFAULT_SOURCES)})")
-    ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--dev", type=int, default=1000, help="dev pairs")
-    ap.add_argument("--test", type=int, default=2000, help="test pairs")
-    ap.add_argument("--seed", type=int, default=1)
+    add_split_arguments(ap, dev=1000, test=2000)
     return ap
 
 
@@ -301,23 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     drops: Counter = Counter()
     try:
         pairs, read = build(args.source or list(DEFAULT_SOURCES), lang, drops)
-        splits = split(pairs, args.seed, args.dev, args.test)
     except CatalogueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    write_split(out, splits, lang)
-    owners = packages([name for name, _ in read])
-    rows = ["catalogue\tentries\tdebian_package\tversion\tcopyright\n"]
-    for name, n in read:
-        rows.append("\t".join((name, str(n), *owners.get(name, ("", "", "")))) + "\n")
-    write_atomic(out / "SOURCES.tsv", "".join(rows).encode())
-    print(f"{len(read)} catalogues, {sum(n for _, n in read)} entries -> {len(pairs)} pairs "
-          f"(train {len(splits['train'])}, dev {len(splits['dev'])}, test "
-          f"{len(splits['test'])}) in {out}", file=sys.stderr)
-    for reason, n in drops.most_common():
-        print(f"  dropped {n}: {reason}", file=sys.stderr)
-    return 0
+
+    def sources() -> list[tuple[str, ...]]:
+        owners = packages([name for name, _ in read])
+        return [("catalogue", "entries", "debian_package", "version", "copyright"),
+                *((name, str(n), *owners.get(name, ("", "", ""))) for name, n in read)]
+
+    return write_corpus(args, pairs, lang, sources,
+                        f"{len(read)} catalogues, {sum(n for _, n in read)} entries", drops)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from ..cli import int_at_least
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 SPECIALS = (PAD, UNK, BOS, EOS)
+# --vocab-size's type: the specials and at least one word
+vocab_size = int_at_least(len(SPECIALS) + 1, f"the {len(SPECIALS)} special tokens and one word")
 
 
 class Vocab:
