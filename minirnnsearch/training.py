@@ -47,7 +47,6 @@ from .cli import (
     positive_float,
     positive_int,
     probability,
-    vocab_size,
 )
 from .data.batching import (
     CHUNK_BATCHES,
@@ -59,7 +58,7 @@ from .data.batching import (
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
 from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
-from .data.vocab import Vocab
+from .data.vocab import Vocab, vocab_size
 from .optim import clip_grad_norm, make_optimizer
 from .oserrors import append_line, make_dir, reports_os_errors
 
@@ -144,12 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence pairs per batch (paper: 80)")
     t.add_argument("--batch-tokens", type=non_negative_int, default=0, metavar="N",
                    help="cut batches by size instead: as many length-sorted pairs as fit in N "
-                        "padded tokens a side (pairs x longest sentence, as Nematus' "
+                        "padded tokens a side (pairs x (longest sentence + </s>), as Nematus' "
                         "--token_batch_size and OpenNMT-py's -batch_type tokens); 0 (default): "
-                        "--batch-size pairs each (docs/real-data.md)")
+                        "--batch-size pairs each (docs/training.md)")
     t.add_argument("--sort-pool", type=non_negative_int, default=0,
-                   help="batches' worth of pairs sorted by length together before they are cut "
-                        "into batches; 0 (default): the whole epoch, the least padding "
+                   help="--batch-size batches' worth of pairs sorted by length together before "
+                        "they are cut into batches; 0 (default): the whole epoch, the least "
+                        "padding "
                         f"(docs/real-data.md); paper: {CHUNK_BATCHES}")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
@@ -569,7 +569,8 @@ class Trainer:
                   f"saves ({', '.join(p.name for p in stale)})", file=sys.stderr)
 
     def progress_bar(self) -> tqdm:
-        """Updates done of the most this run will reach: --max-steps or the end of --epochs."""
+        """Updates done of the most this run will reach: --max-steps or the end of --epochs
+        (estimated from this epoch's size where --batch-tokens with --sort-pool makes it vary)."""
         to_the_end = max(self.step, self.step - self.pos
                          + (self.args.epochs - self.epoch) * self.epoch_size)
         total = min(self.args.max_steps or to_the_end, to_the_end)

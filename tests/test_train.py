@@ -661,18 +661,21 @@ def few_pairs(tmp_path_factory):
 @pytest.mark.parametrize("batching", [(), ("--batch-tokens", "60", "--sort-pool", "2")],
                          ids=["pairs", "tokens"])
 def test_resume_across_epoch_boundaries_continues_the_whole_state(few_pairs, tmp_path,
-                                                                  batching):
+                                                                  batching, capsys):
     """Runs stopped at the very end of the first epoch, inside the second and inside the third
     (each resume crossing an epoch's end) reach the state of an unbroken run: parameters,
     optimiser state and step count, epoch, position, best BLEU and bad validations, the log.
-    Batches of --batch-tokens from pools of two batches' pairs: epochs of unequal sizes."""
+    Batches of --batch-tokens from pools of two --batch-size batches' pairs: epochs of unequal
+    sizes."""
     corpus = few_pairs
     fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "1000", *batching)
     assert training.main(args(corpus, tmp_path / "probe", *fast, "--max-steps", "30")) == 0
+    size = "up to 60 tokens a side" if batching else "up to 8 pairs"
+    assert re.search(rf"batches: \d+ an epoch of {size}, ", capsys.readouterr().err)
     epoch_at = [json.loads(x)["epoch"]  # the epoch (from 1) of each update, from the log
                 for x in (tmp_path / "probe" / "log.jsonl").read_text().splitlines()]
     ends = [k + 1 for k in range(len(epoch_at) - 1) if epoch_at[k + 1] > epoch_at[k]]
-    assert len(ends) >= 2 and ends[0] > 3  # the second stop inside the second epoch
+    assert len(ends) >= 2 and ends[1] - ends[0] > 3  # the second stop inside the second epoch
     if batching:
         assert ends[1] - ends[0] != ends[0]  # epochs of unequal sizes
     stops = (ends[0], ends[0] + 3, ends[1] + 1)

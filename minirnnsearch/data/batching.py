@@ -1,6 +1,7 @@
 """Batches with padding masks, and the paper's bucketing (appendix B.2): take 20 batches' worth
 of pairs, sort them by length, cut them into 20 batches, and shuffle the batches (or sort a
-pool of another number of batches: all of the epoch's, for the least padding)."""
+pool of another number of batches: all of the epoch's, for the least padding; or cut the
+sorted pool by padded tokens rather than pairs, ``cut``)."""
 
 from __future__ import annotations
 
