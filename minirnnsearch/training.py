@@ -149,8 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sort-pool", type=non_negative_int, default=0,
                    help="--batch-size batches' worth of pairs sorted by length together before "
                         "they are cut into batches; 0 (default): the whole epoch, the least "
-                        "padding "
-                        f"(docs/real-data.md); paper: {CHUNK_BATCHES}")
+                        f"padding (docs/real-data.md); paper: {CHUNK_BATCHES}")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adadelta", "sgd"),
                    help="adam (default, fastest to a good model here) or the paper's adadelta")
     t.add_argument("--lr", type=positive_float,

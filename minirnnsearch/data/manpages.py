@@ -429,7 +429,8 @@ def build(sources: list[str], lang: str, drops: Counter
     pages: list[Page] = []
     read: set[str] = set()  # the English pages read, resolved
     for path, original in find_pages(sources, lang, drops):
-        if os.path.realpath(original) in read:
+        resolved = os.path.realpath(original)
+        if resolved in read:
             drops["English page already read (a link, or another source's translation)"] += 1
             continue
         try:
@@ -440,7 +441,7 @@ def build(sources: list[str], lang: str, drops: Counter
         if english is None or translation is None:
             drops["stub page (.so)"] += 1
             continue
-        read.add(os.path.realpath(original))
+        read.add(resolved)
         paragraphs = align(english, translation, drops)
         pairs = [(s, t) for e, tr in paragraphs for s, t in sentence_pairs(e, tr, drops)
                  if keep(s, t, drops)]
