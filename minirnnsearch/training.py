@@ -338,8 +338,9 @@ def dev_loss(params: dict, cfg: model.Config, backend: Backend, corpus: Corpus,
 
 @dataclass
 class Meter:
-    """Training loss and throughput between two log lines, and tokens/s over this run's steps.
-    The loss is summed on the device and read once per log interval (a read waits for a GPU)."""
+    """Training loss and throughput between two log lines, the training loss since the last
+    validation, and tokens/s over this run's steps. The loss is summed on the device and read
+    once per log interval (a read waits for a GPU)."""
 
     clock: Callable[[], float]
     since: float                # when the last log line was
@@ -348,6 +349,8 @@ class Meter:
     tokens: int = 0             # target tokens since the last log
     run_tokens: int = 0         # target tokens and seconds in steps, this run
     step_time: float = 0.0
+    interval_sum: float = 0.0   # the summed loss and the steps of the reads since the last
+    interval_steps: int = 0     # validation (or this run's start)
 
     def add(self, loss: Any, n_tokens: int, seconds: float) -> None:
         self.loss_sum = self.loss_sum + loss
@@ -358,11 +361,22 @@ class Meter:
 
     def read(self) -> tuple[float, float]:
         """Mean loss per step and tokens/s since the last read, then start over."""
-        loss = float(to_host(self.loss_sum)) / self.steps
+        total = float(to_host(self.loss_sum))
+        self.interval_sum += total
+        self.interval_steps += self.steps
+        loss = total / self.steps
         now = self.clock()
         tokens_per_s = self.tokens / (now - self.since)
         self.loss_sum, self.steps, self.tokens, self.since = 0.0, 0, 0, now
         return loss, tokens_per_s
+
+    def interval_loss(self) -> float:
+        """Mean loss per step over the reads since the last call (the validation interval),
+        then start over: the training loss a validation's record gives beside the dev loss,
+        over all of the interval's updates, not only the last read's few."""
+        loss = self.interval_sum / self.interval_steps
+        self.interval_sum, self.interval_steps = 0.0, 0
+        return loss
 
     def finite(self) -> bool:
         """Whether the loss summed since the last read is finite (a read waits for a GPU)."""
@@ -526,7 +540,7 @@ class Trainer:
         self.prepare_out()
         start = self.clock()
         meter = Meter(self.clock, since=start)
-        loss, stop = float("nan"), ""
+        stop = ""
         bar = self.progress_bar()
         self.group.check_same("the parameters, optimiser state and position", self.fingerprint)
         try:
@@ -539,10 +553,11 @@ class Trainer:
                 stop = self.group.agree_stop(self.limit_reached(elapsed))
                 validating = self.validation_due(stop)
                 if validating or self.log_due():
-                    loss = self.log(meter, bar)  # the NaN check, before anything is saved
+                    self.log(meter, bar)  # the NaN check, before anything is saved
                 if validating:
+                    train_loss = meter.interval_loss()  # every rank starts the next interval
                     if self.group.is_root:
-                        self.validate(loss, meter.tokens_per_s, elapsed)  # `best` if better
+                        self.validate(train_loss, meter.tokens_per_s, elapsed)  # `best` if better
                     self.save("last")
                     # rank 0 keeps the validation record, so its patience decides
                     stop = self.group.agree_stop(self.out_of_patience() or stop)
@@ -639,7 +654,7 @@ class Trainer:
         """The loss is read from the device every ``LOG_EVERY`` updates and at an epoch's end."""
         return self.step % LOG_EVERY == 0 or self.pos == self.epoch_size
 
-    def log(self, meter: Meter, bar: tqdm) -> float:
+    def log(self, meter: Meter, bar: tqdm) -> None:
         """The mean training loss since the last log, shown on the bar; TrainingError if it is
         not finite (nothing saved, so the checkpoints on disk stay good)."""
         loss, tokens_per_s = meter.read()
@@ -648,7 +663,6 @@ class Trainer:
                                 f"without saving; the checkpoints in {self.out} are untouched "
                                 "(a new run with a lower --lr or --clip may go further)")
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
-        return loss
 
     def out_of_patience(self) -> str:
         """Why to stop after this validation ('' to go on): --patience validations in a row

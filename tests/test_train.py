@@ -65,6 +65,27 @@ def test_resume_is_bitwise_exact_with_the_papers_settings(corpus, tmp_path):
     assert (meta["config"]["init"], meta["sort_pool"]) == ("paper", 20)
 
 
+def test_logged_training_loss_is_the_mean_over_the_validation_interval(corpus, tmp_path,
+                                                                       monkeypatch):
+    """A validation's "loss" in log.jsonl is the mean training loss of every update since the
+    previous validation, not only of the updates since the last read (every LOG_EVERY)."""
+    losses, step = [], training.Trainer.train_step
+
+    def recording(self, batch):
+        loss, n_tokens = step(self, batch)
+        losses.append(float(loss))
+        return loss, n_tokens
+
+    monkeypatch.setattr(training.Trainer, "train_step", recording)
+    every = training.LOG_EVERY + 5  # a read at LOG_EVERY inside each interval
+    assert training.main(args(corpus, tmp_path, "--valid-every", str(every),
+                              "--max-steps", str(2 * every))) == 0
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [every, 2 * every]
+    for k, r in enumerate(lines):
+        assert r["loss"] == pytest.approx(np.mean(losses[k * every:(k + 1) * every]), rel=1e-5)
+
+
 def test_log_and_checkpoints(corpus, tmp_path, capsys):
     assert training.main(args(corpus, tmp_path, "--max-steps", "6")) == 0
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
