@@ -17,7 +17,7 @@ its training, ``story.json`` beside its checkpoints, says how it stopped. A run 
 was interrupted (or trained elsewhere): ``--resume`` continues it from its last checkpoint.
 The models are RNNencdec (one fixed vector for the whole sentence), the cursors (a latent
 monotone alignment summed out by dynamic programming, within ``--band`` words of the diagonal
-in training), the hard-coded diagonal (two cursors
+in training; 0: every position), the hard-coded diagonal (two cursors
 moving in step) and RNNsearch (the soft search). Then it translates the test set with each,
 prints test BLEU and BLEU by source length, and writes
 
@@ -89,8 +89,8 @@ MAX_STEPS = 20000   # the cap in updates, 32 epochs: meant never to be reached (
 BAND = 2            # the cursors' training band (train.py --band): a step 2.2 times RNNsearch's
                     # here (bench --variant rnnsearch cursors --band 2), the exact marginal's 7.7
                     # times (docs/cursors.md). Not a neutral saving: a diagonal prior. The exact
-                    # cursors learnt on En->Fr to jump to </s> and read a fixed vector there
-                    # (test BLEU 78.37, RNNencdec's 78.63; docs/story.md, "Read with care")
+                    # cursors learnt in one run on En->Fr to jump to </s> and read a fixed vector
+                    # there (test BLEU 78.37, RNNencdec's 78.63; docs/story.md, "Read with care")
 TEST_SIZE = 1000    # test sentences translated: beam 5 with the cursors takes about 3 sentences
                     # a second here (bench --variant cursors), the others about 100
 RECORD = "story.json"  # in each run directory: how its training went

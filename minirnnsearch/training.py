@@ -360,7 +360,8 @@ class Meter:
         self.step_time += seconds
 
     def read(self) -> tuple[float, float]:
-        """Mean loss per step and tokens/s since the last read, then start over."""
+        """Mean loss per step and tokens/s since the last read, then start over; the read's
+        summed loss and steps go to the validation interval's (``interval_loss``)."""
         total = float(to_host(self.loss_sum))
         self.interval_sum += total
         self.interval_steps += self.steps

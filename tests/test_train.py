@@ -68,7 +68,9 @@ def test_resume_is_bitwise_exact_with_the_papers_settings(corpus, tmp_path):
 def test_logged_training_loss_is_the_mean_over_the_validation_interval(corpus, tmp_path,
                                                                        monkeypatch):
     """A validation's "loss" in log.jsonl is the mean training loss of every update since the
-    previous validation, not only of the updates since the last read (every LOG_EVERY)."""
+    previous validation, not only of the updates since the last read (every LOG_EVERY): across
+    a read, across an epoch's end (22 updates an epoch on this corpus: one in each interval) and for
+    a stop between two validations."""
     losses, step = [], training.Trainer.train_step
 
     def recording(self, batch):
@@ -77,13 +79,15 @@ def test_logged_training_loss_is_the_mean_over_the_validation_interval(corpus, t
         return loss, n_tokens
 
     monkeypatch.setattr(training.Trainer, "train_step", recording)
-    every = training.LOG_EVERY + 5  # a read at LOG_EVERY inside each interval
+    every = training.LOG_EVERY + 10  # a read at LOG_EVERY inside each interval
     assert training.main(args(corpus, tmp_path, "--valid-every", str(every),
-                              "--max-steps", str(2 * every))) == 0
+                              "--max-steps", str(2 * every + 7))) == 0
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in lines] == [every, 2 * every]
-    for k, r in enumerate(lines):
-        assert r["loss"] == pytest.approx(np.mean(losses[k * every:(k + 1) * every]), rel=1e-5)
+    ends = [every, 2 * every, 2 * every + 7]
+    assert [r["step"] for r in lines] == ends
+    assert [r["epoch"] for r in lines] == [2, 3, 4]  # ends at 22, 44, 66: one in each interval
+    for r, start, end in zip(lines, [0, *ends], ends, strict=False):
+        assert r["loss"] == pytest.approx(np.mean(losses[start:end]), rel=1e-5)
 
 
 def test_log_and_checkpoints(corpus, tmp_path, capsys):
