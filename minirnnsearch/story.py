@@ -88,10 +88,8 @@ MAX_STEPS = 20000   # the cap in updates, 32 epochs: meant never to be reached (
                     # so when it is)
 BAND = 2            # the cursors' training band (train.py --band): a step 2.2 times RNNsearch's
                     # here (bench --variant rnnsearch cursors --band 2), the exact marginal's 7.7
-                    # times (docs/cursors.md). Not a neutral saving: a diagonal prior. The exact
-                    # cursors learnt on En->Fr with seed 1234 to jump to </s> and read a fixed
-                    # vector there (test BLEU 78.37, RNNencdec's 78.63), with seed 1 the alignment
-                    # (99.91); the band rules the jump out (docs/story.md, "Read with care")
+                    # times (docs/cursors.md). Not a neutral saving: a diagonal prior that rules
+                    # out the exact marginal's jump to </s> (docs/story.md, "Read with care")
 TEST_SIZE = 1000    # test sentences translated: beam 5 with the cursors takes about 3 sentences
                     # a second here (bench --variant cursors), the others about 100
 RECORD = "story.json"  # in each run directory: how its training went
