@@ -89,7 +89,8 @@ MAX_STEPS = 20000   # the cap in updates, 32 epochs: meant never to be reached (
 BAND = 2            # the cursors' training band (train.py --band): a step 2.2 times RNNsearch's
                     # here (bench --variant rnnsearch cursors --band 2), the exact marginal's 7.7
                     # times (docs/cursors.md). Not a neutral saving: a diagonal prior that rules
-                    # out the exact marginal's jump to </s> (docs/story.md, "Read with care")
+                    # out the exact marginal's jump to </s> on En->Fr and lowered BLEU on En->De:
+                    # to become 0 when each pair's story is rerun (docs/story.md, "Read with care")
 TEST_SIZE = 1000    # test sentences translated: beam 5 with the cursors takes about 3 sentences
                     # a second here (bench --variant cursors), the others about 100
 RECORD = "story.json"  # in each run directory: how its training went
