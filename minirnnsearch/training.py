@@ -67,6 +67,8 @@ DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # 0.89 (small preset, batch 80): the default here is 3e-3.
 ADAM_LR = 3e-3
 LOG_EVERY = 20  # updates between two reads of the training loss (each read waits for a GPU)
+PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (out_of_patience);
+# sacrebleu's own is 100.00000000000004 (100 * exp(log(100))), hence the tolerance there
 
 
 class TrainingError(RuntimeError):
@@ -175,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="translate at most this many dev sentences for BLEU at each validation")
     t.add_argument("--patience", type=positive_int, default=5,
                    help="stop after this many validations (each --valid-every updates) in a "
-                        "row without a better dev BLEU")
+                        "row without a better dev BLEU (or at dev BLEU 100, which none can "
+                        "beat)")
     t.add_argument("--seed", type=non_negative_int, default=1234)
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     t.add_argument("--out", type=output_dir, default="runs/default",
@@ -666,8 +669,11 @@ class Trainer:
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
 
     def out_of_patience(self) -> str:
-        """Why to stop after this validation ('' to go on): --patience validations in a row
-        without a better dev BLEU, counted on the --valid-every grid (``validate``)."""
+        """Why to stop after this validation ('' to go on): a dev BLEU of 100, which no later
+        validation can beat (so `best` would stay as it is), or --patience validations in a
+        row without a better dev BLEU, counted on the --valid-every grid (``validate``)."""
+        if self.best_bleu >= PERFECT_BLEU - 1e-9:
+            return f"dev BLEU {PERFECT_BLEU:g}: no validation can be better"
         if self.on_grid() and self.bad_validations >= self.args.patience:
             return f"no better dev BLEU in {self.args.patience} validations"
         return ""

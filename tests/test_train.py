@@ -608,6 +608,23 @@ def test_patience_stops_after_exactly_n_validations_without_a_better_bleu_and_be
         np.testing.assert_array_equal(best_params[k], v, err_msg=k)
 
 
+def test_a_dev_bleu_of_100_stops_the_run_with_best_at_that_validation(
+        corpus, tmp_path, monkeypatch, capsys):
+    """Dev BLEU 1, 100 at updates 1, 2: no later validation can be better, so the run stops
+    after the second however much patience is left, with `best` at update 2; one below 100
+    (99.99) does not stop it."""
+    fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "100", "--max-steps", "5")
+    scripted_bleu(monkeypatch, [1.0, 100.0, 0.0, 0.0, 0.0])
+    assert training.main(args(corpus, tmp_path / "run", *fast)) == 0
+    assert "stopped: dev BLEU 100: no validation can be better. 2 updates" \
+        in capsys.readouterr().err
+    assert log_steps(tmp_path / "run") == [1, 2]
+    assert checkpoint.load_checkpoint(tmp_path / "run", "best")[2]["step"] == 2
+    scripted_bleu(monkeypatch, [1.0, 99.99, 0.0, 0.0, 0.0])
+    assert training.main(args(corpus, tmp_path / "near", *fast)) == 0
+    assert log_steps(tmp_path / "near") == [1, 2, 3, 4, 5]
+
+
 def test_lr_decay_halves_the_rate_after_each_validation_without_a_better_bleu(
         corpus, tmp_path, monkeypatch):
     """Dev BLEU 1, 0.5, 2, 1, 2, 1.5 with --lr-decay 0.5: the rate halves after validations 2,
