@@ -67,8 +67,8 @@ DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # 0.89 (small preset, batch 80): the default here is 3e-3.
 ADAM_LR = 3e-3
 LOG_EVERY = 20  # updates between two reads of the training loss (each read waits for a GPU)
-PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (out_of_patience);
-# sacrebleu's own is 100.00000000000004 (100 * exp(log(100))), hence the tolerance there
+PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (out_of_patience,
+# with a tolerance: sacrebleu's perfect score is 100 * exp(log(100)), a rounding away from 100)
 
 
 class TrainingError(RuntimeError):
