@@ -101,13 +101,32 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
-          train_args: list[str], resume: bool = False) -> tuple[int, dict[str, Any] | None]:
-    """Train one model of the story into ``run`` (replacing its log and record) and write its
-    record; returns train.py's exit status and the record. With ``resume``, continue the
-    interrupted run in ``run`` from its last checkpoint instead (train.py --resume, appending
-    to its log): the record then says at which update it was resumed and counts the minutes
-    of its log before that (to its last validation) in ``minutes``."""
+def story_argv(pair: str, variant: str, run: Path, args: argparse.Namespace,
+               train_args: list[str]) -> list[str]:
+    """train.py's options for one model of the story: the story's settings, then
+    ``train_args`` (so a flag given wins)."""
+    argv = ["--pair", pair, "--variant", variant, "--out", str(run), "--device", args.device,
+            "--valid-every", str(args.valid_every), "--patience", str(args.patience),
+            "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
+            "--epochs", str(args.max_steps),  # an epoch has >= 1 update: never binds first
+            "--lr-decay", str(args.lr_decay),
+            # the paper's initialisation and batches, not train.py's defaults for a user's corpus
+            "--init", "paper", "--sort-pool", str(CHUNK_BATCHES)]
+    if args.minutes is not None:
+        argv += ["--max-time", str(args.minutes)]
+    if variant == "cursors" and args.band:
+        argv += ["--band", str(args.band)]
+    return argv + train_args
+
+
+def train(run: Path, argv: list[str], resume: bool = False
+          ) -> tuple[int, dict[str, Any] | None]:
+    """Train one model into ``run`` with train.py's options ``argv`` (replacing its log and
+    record) and write its record; returns train.py's exit status and the record. With
+    ``resume``, continue the interrupted run in ``run`` from its last checkpoint instead
+    (train.py --resume, appending to its log): the record then says at which update it was
+    resumed and counts the minutes of its log before that (to its last validation) in
+    ``minutes``."""
     earlier = {}
     if resume:
         with doing("read", run / "last.json"):
@@ -120,18 +139,7 @@ def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
     else:
         for old in (run / "log.jsonl", run / RECORD):
             old.unlink(missing_ok=True)
-    argv = ["--pair", pair, "--variant", variant, "--out", str(run), "--device", args.device,
-            "--valid-every", str(args.valid_every), "--patience", str(args.patience),
-            "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
-            "--epochs", str(args.max_steps),  # an epoch has >= 1 update: never binds first
-            "--lr-decay", str(args.lr_decay),
-            # the paper's initialisation and batches, not train.py's defaults for a user's corpus
-            "--init", "paper", "--sort-pool", str(CHUNK_BATCHES)]
-    if args.minutes is not None:
-        argv += ["--max-time", str(args.minutes)]
-    if variant == "cursors" and args.band:
-        argv += ["--band", str(args.band)]
-    argv += train_args + ["--resume"] * resume
+    argv = argv + ["--resume"] * resume
     load_start, t0 = load_average(), time.perf_counter()
     code, result = training.run(argv)
     if code:
@@ -209,7 +217,8 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
               f"{args.max_steps} updates"
               f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}",
               file=sys.stderr)
-        code, records[variant] = train(pair, variant, run, args, train_args, resume)
+        code, records[variant] = train(
+            run, story_argv(pair, variant, run, args, train_args), resume)
         if code:
             return code
     paths = builtin_corpus(training.DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)

@@ -422,11 +422,10 @@ def keep(s: str, t: str, drops: Counter) -> bool:
 
 # -- the corpus --------------------------------------------------------------------------------
 
-def build(sources: list[str], lang: str, drops: Counter
-          ) -> tuple[list[tuple[str, str]], list[Page]]:
-    """Deduplicated (English, translation) sentence pairs from all pages, and the pages read."""
-    kept: list[tuple[str, str]] = []
-    pages: list[Page] = []
+def read_pages(sources: list[str], lang: str, drops: Counter
+               ) -> Iterator[tuple[Page, list[tuple[str, str]]]]:
+    """Each page read and its kept (English, translation) sentence pairs, before
+    deduplication; ManPageError if no page could be read."""
     read: set[str] = set()  # the English pages read, resolved
     for path, original in find_pages(sources, lang, drops):
         resolved = os.path.realpath(original)
@@ -445,11 +444,20 @@ def build(sources: list[str], lang: str, drops: Counter
         paragraphs = align(english, translation, drops)
         pairs = [(s, t) for e, tr in paragraphs for s, t in sentence_pairs(e, tr, drops)
                  if keep(s, t, drops)]
-        pages.append(Page(path, original, len(paragraphs), len(pairs)))
-        kept += pairs
-    if not pages:
+        yield Page(path, original, len(paragraphs), len(pairs)), pairs
+    if not read:
         raise ManPageError(f"no translated pages: no {lang}/man*/*.gz with its English page "
                            f"under {', '.join(sources)}")
+
+
+def build(sources: list[str], lang: str, drops: Counter
+          ) -> tuple[list[tuple[str, str]], list[Page]]:
+    """Deduplicated (English, translation) sentence pairs from all pages, and the pages read."""
+    kept: list[tuple[str, str]] = []
+    pages: list[Page] = []
+    for page, pairs in read_pages(sources, lang, drops):
+        pages.append(page)
+        kept += pairs
     return deduplicate(kept, drops), pages
 
 
