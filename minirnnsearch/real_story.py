@@ -26,8 +26,8 @@ from .story import RECORD, read_record, train
 SETTINGS = dict(
     preset="small",       # E 128, H 256, A 256, L 128: the corpus has ~31,000 pairs, not 12M
     vocab_size=8000,      # words, the most frequent, the rest <unk>: 97.6% of the English and
-                          # 96.8% of the French training tokens of en-fr (the paper's 30,000:
-                          # 99.3% and 98.9% of 348M words); the softmax's cost grows with it
+                          # 96.8% of the French training tokens of en-fr (the paper: 30,000
+                          # of each); the softmax's cost grows with it
     init="paper",         # appendix B.1
     optimizer="adam", lr=3e-3, lr_decay=0.5,  # the story's schedule: halve at every validation
     patience=4,           # without a better dev BLEU; stop after 4 in a row
