@@ -1,4 +1,5 @@
-"""The paper's Table 1 and Figure 2 on real prose, in one command, resumable model by model.
+"""The paper's Table 1 and Figures 2 and 3 on real prose, in one command, resumable model by
+model.
 
     python -m minirnnsearch.data.prose --pair en-fr --out .cache/prose/en-fr   # the corpus
     python -m minirnnsearch.real_story --corpus .cache/prose/en-fr [--models NAME ...]
@@ -8,19 +9,38 @@ to its plateau: the settings of ``SETTINGS``, every one passed to train.py expli
 change of train.py's defaults cannot reach these runs, and no cap in updates or epochs that a
 run could reach first. A model already trained in ``OUT/NAME`` is reused; one interrupted
 (checkpoints, no ``story.json`` record) is resumed from its last checkpoint, exactly.
+
+Then it translates the whole test set with every trained model (beam 5; a source longer than
+the model's training maximum is not cut: the paper's -30 models translate long sentences too),
+keeping the translations in ``OUT/NAME/test-beam5.json`` for as long as ``best`` is the same,
+and writes ``OUT/results.md``: the table (per model its seed, training maximum, updates, epochs,
+why it stopped, wall minutes with the machine's load, test BLEU on all sentences and on those
+without ``<unk>``: no word outside the model's vocabularies in the source or the reference, as
+the paper's second column), and BLEU by source length with 95% bootstrap intervals. The figures:
+``FIGURES/real-bleu_by_length-PAIR.png`` (Figure 2, one curve per model, the intervals as error
+bars, the buckets' sizes under their names) and ``FIGURES/real-alignment-PAIR-K.png`` (Figure 3:
+RNNsearch-50's alignments of the sentences ``figure3_sentences`` chooses). Models not trained
+yet are left out of the report.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import sacrebleu
+
 from .checkpoint import checkpoint_exists
-from .cli import output_dir
-from .oserrors import reports_os_errors
-from .story import RECORD, read_record, train
+from .cli import beam_size, output_dir
+from .data.io import read_lines
+from .data.tokenize import tokenize
+from .oserrors import doing, make_dir, reports_os_errors, write_atomic
+from .report import bleu_by_length_interval, plot_attention, plot_bleu_by_length
+from .story import RECORD, read_record, summary_table, train
+from .translation import Translator
 
 # The settings of every model, fixed before the first run (docs/real-story.md says why each).
 SETTINGS = dict(
@@ -59,6 +79,24 @@ MODELS = (  # in the order trained: the core, its second seeds, the -30s, the ot
     Model("cursors-band2-50", "cursors", 50, 1234, band=2),
 )
 BY_NAME = {m.name: m for m in MODELS}
+LABELS = {"encdec": "RNNencdec", "rnnsearch": "RNNsearch", "diagonal": "diagonal",
+          "cursors": "cursors (band 2)"}
+FIGURE3_MODEL = "rnnsearch-50"
+# Figure 3's sentences, by a rule fixed before any model was trained: the first three test
+# sentences, in the test file's order, of 20 to 30 English words that hold one of these English
+# adjective (or noun) + noun pairs and, in the reference, its translation in the other order
+# (the French adjective after its noun), each with another pair.
+REORDERED = {"fr": (("graphical interface", "interface graphique"),
+                    ("local network", "réseau local"), ("free software", "logiciel libre"),
+                    ("hard disk", "disque dur"), ("virtual machine", "machine virtuelle"),
+                    ("network interface", "interface réseau"),
+                    ("security updates", "mises à jour de sécurité"))}
+FIGURE3_WORDS = (20, 30)
+
+
+def label(m: Model) -> str:
+    """``RNNsearch-50``, ``RNNencdec-30 (seed 1)``: the paper's names."""
+    return f"{LABELS[m.variant]}-{m.max_len}" + (f" (seed {m.seed})" if m.seed != 1234 else "")
 
 
 def corpus_files(corpus: Path) -> dict[str, Path]:
@@ -107,6 +145,105 @@ def train_models(names: list[str], out: Path, files: dict[str, Path], device: st
     return 0
 
 
+def figure3_sentences(srcs: list[str], refs: list[str], lang: str, k: int = 3) -> list[int]:
+    """The test sentences of Figure 3 (``REORDERED``'s rule): at most ``k`` indices."""
+    chosen: list[int] = []
+    used: set[str] = set()
+    for n, (s, r) in enumerate(zip(srcs, refs, strict=True)):
+        if len(chosen) == k:
+            break
+        if not FIGURE3_WORDS[0] <= len(s.split()) <= FIGURE3_WORDS[1]:
+            continue
+        for en, tr in REORDERED.get(lang, ()):
+            if en not in used and en in s.lower() and tr in r.lower():
+                chosen.append(n)
+                used.add(en)
+                break
+    return chosen
+
+
+def test_translations(tr: Translator, run: Path, srcs: list[str], beam: int) -> list[str]:
+    """``tr``'s translations of ``srcs``, kept in ``run/test-beamB.json`` with the fingerprint
+    of the checkpoint that made them, and reused while it is the same."""
+    with doing("read", run / "best.json"):
+        fingerprint = json.loads((run / "best.json").read_text(encoding="utf-8"))["npz_sha256"]
+    cache = run / f"test-beam{beam}.json"
+    if cache.exists():
+        with doing("read", cache):
+            kept = json.loads(cache.read_text(encoding="utf-8"))
+        if kept["best_sha256"] == fingerprint and kept["sources"] == len(srcs):
+            return kept["hyps"]
+    hyps = [hs[0][0] for hs in tr.translate(srcs, beam=beam)]
+    write_atomic(cache, json.dumps(dict(best_sha256=fingerprint, sources=len(srcs),
+                                        hyps=hyps), ensure_ascii=False).encode("utf-8"))
+    return hyps
+
+
+def without_unk(tr: Translator, srcs: list[str], refs: list[str]) -> list[int]:
+    """The sentences with no word outside ``tr``'s vocabularies, in source or reference."""
+    return [n for n, (s, r) in enumerate(zip(srcs, refs, strict=True))
+            if all(w in tr.src_vocab.index for w in tr.src_seg.encode(s))
+            and all(w in tr.tgt_vocab.index for w in tr.tgt_seg.encode(r))]
+
+
+def interval_cell(row: tuple) -> str:
+    return f"{row[2]:.2f} ({row[3]:.1f}–{row[4]:.1f})"
+
+
+def report(out: Path, files: dict[str, Path], figures: Path, beam: int, device: str) -> int:
+    """Translate the test set with every trained model, write ``out/results.md`` and draw the
+    figures (see the module docstring); an exit status."""
+    srcs, refs = read_lines(files["test_src"]), read_lines(files["test_tgt"])
+    lang = files["test_tgt"].suffix[1:]
+    rows, curves, no_unk_sizes = [], {}, set()
+    search = None
+    for m in MODELS:
+        run = out / m.name
+        record = read_record(run)
+        if record is None:
+            continue
+        tr = Translator(run, "best", device, max_len=max(len(tokenize(s)) for s in srcs))
+        hyps = test_translations(tr, run, srcs, beam)
+        keep = without_unk(tr, srcs, refs)
+        no_unk_sizes.add(len(keep))
+        bleu = sacrebleu.corpus_bleu(hyps, [refs]).score
+        clean = sacrebleu.corpus_bleu([hyps[k] for k in keep], [[refs[k] for k in keep]]).score
+        rows.append((m, record, bleu, clean))
+        curves[label(m)] = bleu_by_length_interval(hyps, refs, srcs)
+        print(f"{label(m)}: test BLEU {bleu:.2f}, {clean:.2f} without <unk> ({len(keep)} "
+              "sentences)", file=sys.stderr)
+        if m.name == FIGURE3_MODEL:
+            search = tr
+    if not rows:
+        print(f"error: {out}: no trained model to report on", file=sys.stderr)
+        return 2
+    table = summary_table([(label(m), r, [str(m.seed), str(m.max_len), f"{b:.2f}", f"{c:.2f}"])
+                           for m, r, b, c in rows],
+                          ("seed", "max len", "test BLEU", "test BLEU, no <unk>"))
+    names = list(curves)
+    lengths = ["| source words | sentences | " + " | ".join(names) + " |",
+               "|---|---|" + "---|" * len(names)]
+    for b, (bucket, n, *_) in enumerate(curves[names[0]]):
+        lengths.append(f"| {bucket} | {n} | "
+                       + " | ".join(interval_cell(curves[x][b]) for x in names) + " |")
+    text = (f"{files['test_src'].parent.name}: {len(srcs)} test sentences, beam {beam}; "
+            f"without <unk>: {', '.join(map(str, sorted(no_unk_sizes)))} sentences (it depends "
+            "on the model's vocabularies). BLEU by length: in brackets its 95% bootstrap "
+            f"interval.\n\n{table}\n\n" + "\n".join(lengths) + "\n")
+    write_atomic(out / "results.md", text.encode("utf-8"))
+    print(text)
+    make_dir(figures)
+    pair = f"en-{lang}"
+    plot_bleu_by_length(curves, figures / f"real-bleu_by_length-{pair}.png",
+                        f"BLEU by source length, real {pair} test set (95% intervals)")
+    if search is not None:
+        for k, n in enumerate(figure3_sentences(srcs, refs, lang), start=1):
+            _, _, weights, src_toks, tgt_toks = search.translate([srcs[n]], beam=beam)[0][0]
+            plot_attention(weights, src_toks, tgt_toks,
+                           figures / f"real-alignment-{pair}-{k}.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m minirnnsearch.real_story", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "runs/real/NAME, NAME the corpus directory's name)")
     ap.add_argument("--models", nargs="+", choices=tuple(BY_NAME), default=list(BY_NAME),
                     help="train only these, in this order (default: all of MODELS)")
+    ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
+    ap.add_argument("--beam", type=beam_size, default=5)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     return ap
 
@@ -130,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out or Path("runs/real") / corpus.name)
-    return train_models(args.models, out, files, args.device)
+    code = train_models(args.models, out, files, args.device)
+    return code or report(out, files, Path(args.figures), args.beam, args.device)
 
 
 if __name__ == "__main__":

@@ -26,20 +26,63 @@ BUCKET = 10  # source words per length bucket: 0-10, 10-20, ...
 SHADES = " ░▒▓█"
 
 
-def bleu_by_length(hyps: list[str], refs: list[str], srcs: list[str]
-                   ) -> list[tuple[str, int, float]]:
-    """Corpus BLEU of the sentences whose source has 0-10, 10-20, ... words (whitespace
-    words of the raw source, upper bound inclusive): [(bucket, sentences, BLEU)]."""
+def length_buckets(srcs: list[str]) -> dict[str, list[int]]:
+    """The sentences (indices) whose source has 0-10, 10-20, ... words (whitespace words of
+    the raw source, upper bound inclusive), by bucket name, shortest first; empty buckets left
+    out."""
     buckets: dict[int, list[int]] = {}
     for k, s in enumerate(srcs):
-        n = len(s.split())
-        buckets.setdefault(max(0, (n - 1) // BUCKET), []).append(k)
+        buckets.setdefault(max(0, (len(s.split()) - 1) // BUCKET), []).append(k)
+    return {f"{b * BUCKET}-{(b + 1) * BUCKET}": buckets[b] for b in sorted(buckets)}
+
+
+def bleu_by_length(hyps: list[str], refs: list[str], srcs: list[str]
+                   ) -> list[tuple[str, int, float]]:
+    """Corpus BLEU of each bucket of ``length_buckets``: [(bucket, sentences, BLEU)]."""
+    return [(name, len(idx),
+             sacrebleu.corpus_bleu([hyps[k] for k in idx], [[refs[k] for k in idx]]).score)
+            for name, idx in length_buckets(srcs).items()]
+
+
+def sentence_stats(hyps: list[str], refs: list[str]) -> np.ndarray:
+    """Each sentence's BLEU statistics (sacrebleu 13a): matched and total n-grams for n = 1-4,
+    hypothesis and reference length, (N, 10) integers. Summed over sentences they are the
+    corpus's, so ``stats_bleu`` of the sum is corpus BLEU."""
+    bleu = sacrebleu.BLEU(tokenize="13a", effective_order=True)
     rows = []
-    for b in sorted(buckets):
-        idx = buckets[b]
-        score = sacrebleu.corpus_bleu([hyps[k] for k in idx], [[refs[k] for k in idx]]).score
-        rows.append((f"{b * BUCKET}-{(b + 1) * BUCKET}", len(idx), score))
-    return rows
+    for h, r in zip(hyps, refs, strict=True):
+        s = bleu.sentence_score(h, [r])
+        rows.append([*s.counts, *s.totals, s.sys_len, s.ref_len])
+    return np.array(rows, dtype=np.int64).reshape(-1, 10)
+
+
+def stats_bleu(total: np.ndarray) -> float:
+    """Corpus BLEU from summed statistics (``sentence_stats``), as ``sacrebleu.corpus_bleu``."""
+    return sacrebleu.BLEU.compute_bleu(correct=total[:4].tolist(), total=total[4:8].tolist(),
+                                       sys_len=int(total[8]), ref_len=int(total[9]),
+                                       smooth_method="exp").score
+
+
+def bootstrap_interval(stats: np.ndarray, samples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` interval of corpus BLEU over ``samples`` resamplings of the sentences
+    (rows of ``stats``) with replacement: the percentiles around its middle."""
+    rng = np.random.default_rng(seed)
+    n = len(stats)
+    scores = [stats_bleu(stats[rng.integers(0, n, n)].sum(axis=0)) for _ in range(samples)]
+    low, high = np.percentile(scores, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
+def bleu_by_length_interval(hyps: list[str], refs: list[str], srcs: list[str],
+                            samples: int = 1000, seed: int = 0
+                            ) -> list[tuple[str, int, float, float, float]]:
+    """``bleu_by_length`` with each bucket's 95% bootstrap interval: [(bucket, sentences, BLEU,
+    low, high)]."""
+    stats = sentence_stats(hyps, refs)
+    return [(name, len(idx), stats_bleu(stats[idx].sum(axis=0)),
+             *bootstrap_interval(stats[idx], samples, seed))
+            for name, idx in length_buckets(srcs).items()]
 
 
 def format_length_table(rows: list[tuple[str, int, float]]) -> str:
@@ -72,13 +115,21 @@ def _save(plt, fig, path: str | Path, metadata: dict[str, str] | None = None) ->
     write_atomic(path, image.getvalue())
 
 
-def plot_bleu_by_length(curves: dict[str, list[tuple[str, int, float]]], path: str | Path,
+def plot_bleu_by_length(curves: dict[str, list[tuple]], path: str | Path,
                         title: str = "BLEU by source sentence length") -> None:
-    """One line per model (label -> bucket rows), the paper's Figure 2."""
+    """One line per model (label -> bucket rows), the paper's Figure 2. Rows of
+    ``bleu_by_length_interval`` draw each bucket's interval as an error bar, and the buckets'
+    sizes under their names."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, rows in curves.items():
-        ax.plot([r[0] for r in rows], [r[2] for r in rows], marker="o", label=label)
+        x, y = [r[0] for r in rows], [r[2] for r in rows]
+        if all(len(r) == 5 for r in rows):
+            x = [f"{r[0]}\nn={r[1]}" for r in rows]
+            err = [[r[2] - r[3] for r in rows], [r[4] - r[2] for r in rows]]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+        else:
+            ax.plot(x, y, marker="o", label=label)
     _save_lines(plt, fig, ax, "source sentence length (words)", "BLEU", title, path)
 
 

@@ -162,20 +162,23 @@ def read_record(run: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
 
 
-def summary_table(rows: list[tuple[str, dict[str, Any] | None, float]]) -> str:
-    """The markdown table of one pair: per model (label, record, test BLEU) its updates,
-    epochs, why it stopped, wall minutes, load averages and test BLEU."""
+def summary_table(rows: list[tuple[str, dict[str, Any] | None, list[str]]],
+                  columns: tuple[str, ...] = ("test BLEU",)) -> str:
+    """The markdown table of one pair: per model (label, record, cells) its updates, epochs,
+    why it stopped, wall minutes and load averages, then its ``cells`` under ``columns``."""
     lines = ["| model | updates | epochs | stopped because | minutes | load (1 min: start → "
-             "end; 15 min: end) | test BLEU |", "|---|---|---|---|---|---|---|"]
-    for label, r, bleu in rows:
+             f"end; 15 min: end) | {' | '.join(columns)} |",
+             "|---|---|---|---|---|---|" + "---|" * len(columns)]
+    for label, r, cells in rows:
         if r is None:
-            lines.append(f"| {label} | – | – | not recorded (no {RECORD}) | – | – | {bleu:.2f} |")
+            lines.append(f"| {label} | – | – | not recorded (no {RECORD}) | – | – | "
+                         f"{' | '.join(cells)} |")
             continue
         load = (f"{r['load_start'][0]:.2f} → {r['load_end'][0]:.2f}; "
                 f"{r['load_end'][2]:.2f}")
         stop = r["stop"] + (f" (resumed at {r['resumed_at']:,})" if "resumed_at" in r else "")
         lines.append(f"| {label} | {r['updates']:,} | {r['epochs']:.1f} | {stop} | "
-                     f"{r['minutes']:.1f} | {load} | {bleu:.2f} |")
+                     f"{r['minutes']:.1f} | {load} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -247,7 +250,7 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
                             NO_ALIGNMENT if weights is None else ""))
         if variant == "rnnsearch":
             search = (weights, src_toks, tgt_toks)
-    table = summary_table([(LABELS[v], records[v], bleus[v]) for v in ORDER])
+    table = summary_table([(LABELS[v], records[v], [f"{bleus[v]:.2f}"]) for v in ORDER])
     print(f"\n{pair}: {n_test} test sentences of at most {tr.max_len} tokens, beam {args.beam}\n"
           f"{table}")
     results = out / "results.md"

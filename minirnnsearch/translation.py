@@ -66,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 class Translator:
     """A trained model loaded from a run directory, ready to translate text."""
 
-    def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
-                 ) -> None:
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
+                 max_len: int | None = None) -> None:
+        """The run's model; a source line of more than ``max_len`` tokens is cut to it (None:
+        the run's training maximum, its --max-len)."""
         params, _, meta = load_checkpoint(run_dir, checkpoint)
         where = Path(run_dir) / f"{checkpoint}.json"
         try:
@@ -83,7 +85,7 @@ class Translator:
         shapes = {k: v.shape for k, v in params.items()}
         if shapes != model.param_shapes(self.cfg):
             raise CheckpointError(f"{where}: the parameters do not match the configuration")
-        self.max_len = int(meta.get("max_len", 50))
+        self.max_len = int(meta.get("max_len", 50)) if max_len is None else max_len
         self.src_seg, self.tgt_seg = segmenters(run_dir, meta.get("subword"))
         self.backend = get_backend(device)
         self.packed = model.pack_params({k: self.backend.asarray(v) for k, v in params.items()})
