@@ -207,17 +207,20 @@ def report(out: Path, files: dict[str, Path], figures: Path, beam: int, device: 
         keep = without_unk(tr, srcs, refs)
         no_unk_sizes.add(len(keep))
         bleu = sacrebleu.corpus_bleu(hyps, [refs]).score
-        clean = sacrebleu.corpus_bleu([hyps[k] for k in keep], [[refs[k] for k in keep]]).score
+        clean = "–"  # BLEU of no sentence: none
+        if keep:
+            kept = sacrebleu.corpus_bleu([hyps[k] for k in keep], [[refs[k] for k in keep]])
+            clean = f"{kept.score:.2f}"
         rows.append((m, record, bleu, clean))
         curves[label(m)] = bleu_by_length_interval(hyps, refs, srcs)
-        print(f"{label(m)}: test BLEU {bleu:.2f}, {clean:.2f} without <unk> ({len(keep)} "
+        print(f"{label(m)}: test BLEU {bleu:.2f}, {clean} without <unk> ({len(keep)} "
               "sentences)", file=sys.stderr)
         if m.name == FIGURE3_MODEL:
             search = tr
     if not rows:
         print(f"error: {out}: no trained model to report on", file=sys.stderr)
         return 2
-    table = summary_table([(label(m), r, [str(m.seed), str(m.max_len), f"{b:.2f}", f"{c:.2f}"])
+    table = summary_table([(label(m), r, [str(m.seed), str(m.max_len), f"{b:.2f}", c])
                            for m, r, b, c in rows],
                           ("seed", "max len", "test BLEU", "test BLEU, no <unk>"))
     names = list(curves)

@@ -415,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {part}: {len(splits[part])} documents, {len(pairs[part])} pairs, "
               f"{long_count(pairs[part])} of {LONG[0]}-{LONG[1]} English words", file=sys.stderr)
     for reason, n in drops.most_common():
-        print(f"  dropped {n}: {reason}", file=sys.stderr)
+        if n:
+            print(f"  dropped {n}: {reason}", file=sys.stderr)
     return 0
 
 
