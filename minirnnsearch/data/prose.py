@@ -314,8 +314,8 @@ def read_all(lang: str, cache: Path, english_man: str, drops: Counter) -> list[D
 
 def split_documents(docs: list[Document], seed: int, n_dev: int, n_test: int
                     ) -> dict[str, list[Document]]:
-    """Test, dev and train documents (see the module docstring); ProseError if the books'
-    documents cannot fill test and dev and leave any for training."""
+    """Test, dev and train documents (see the module docstring; a document without pairs is
+    listed with train); ProseError if the books' documents cannot fill test and dev."""
     tested = {b.name for b in BOOKS if b.test}
 
     def key(d: Document) -> str:
@@ -332,7 +332,7 @@ def split_documents(docs: list[Document], seed: int, n_dev: int, n_test: int
     if counts["test"] < n_test or counts["dev"] < n_dev:
         raise ProseError(f"the books' {sum(len(d.pairs) for d in candidates)} pairs cannot fill "
                          f"{n_test} test and {n_dev} dev pairs")
-    splits["train"] += [d for d in docs if d.book not in tested]
+    splits["train"] += [d for d in docs if d.book not in tested or not d.pairs]
     return splits
 
 
