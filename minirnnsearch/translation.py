@@ -10,8 +10,7 @@ input is translated as it arrives, so that translate.py answers a person typing 
 filter in a pipeline: the lines that have arrived (at most ``STDIN_POOL`` batches' worth) are
 sorted and translated together and their translations written and flushed, then the next
 (``data.io.arriving_lines``). A file piped in arrives all at once and is decoded in full,
-sorted groups, about as fast as with ``--input``. What each option does then is in
-``STDIN_OPTIONS`` (the end of ``--help``).
+sorted groups. What each option does then is in ``STDIN_OPTIONS`` (the end of ``--help``).
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from .report import (
 
 # Reading standard input, the lines that have arrived are translated together, at most this
 # many batches of them (--batch-size lines each) sorted by length as a file's are: a file piped
-# in arrives at once, and its batches are then nearly as little padded as with --input
+# in arrives at once, and its batches are then about as little padded as with --input
 STDIN_POOL = 8
 
 STDIN_OPTIONS = f"""\
