@@ -4,11 +4,19 @@ Input lines are tokenised like the training data, decoded by beam search in batc
 length, and written detokenised in input order; an empty input line gives an empty output line.
 A line longer than the training maximum (``--max-len`` of the run) is cut to it, with a warning
 naming the line.
+
+A file (``--input``) is read whole and all its lines sorted by length into batches. Standard
+input is translated as it arrives, so that translate.py answers a person typing and serves as a
+filter in a pipeline: the lines that have arrived (at most ``STDIN_POOL`` batches' worth) are
+sorted and translated together and their translations written and flushed, then the next
+(``data.io.arriving_lines``). A file piped in arrives all at once and is decoded in full,
+sorted groups. What each option does then is in ``STDIN_OPTIONS`` (the end of ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -20,10 +28,10 @@ from . import decode, model
 from .backend import DeviceError, get_backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import beam_size, non_negative_float, output_dir, output_file, positive_int
-from .data.io import DataError, decode_lines, read_lines
+from .data.io import DataError, arriving_lines, read_lines
 from .data.subword import segmenters
 from .data.vocab import UNK, Vocab
-from .oserrors import doing, make_dir, reports_os_errors, write_atomic
+from .oserrors import append_line, make_dir, reports_os_errors, write_atomic
 from .report import (
     bleu_by_length,
     format_length_table,
@@ -32,13 +40,40 @@ from .report import (
     text_heatmap,
 )
 
+# Reading standard input, the lines that have arrived are translated together, at most this
+# many batches of them (--batch-size lines each) sorted by length as a file's are: a file piped
+# in arrives at once, and its batches are then about as little padded as with --input
+STDIN_POOL = 8
+
+STDIN_OPTIONS = f"""\
+Standard input (no --input) is translated as it arrives: each line as soon as
+it is complete, with the lines that have arrived by then (at most {STDIN_POOL} batches
+of them, sorted by length); their translations are written and flushed at
+once, in input order. So translate.py answers a person typing, and works as a
+filter in a pipeline. Reading standard input:
+  --output          is emptied at the start, and each group of translations is
+                    appended to it as it is made (with --input: written whole
+                    at the end, or not at all)
+  --nbest           its lines come with each group, i counting input lines
+  --show-attention, --attention-png
+                    come with each group, numbered by input line
+  --unk-replace     as with --input: each line on its own
+  --ref, --plot-lengths
+                    need every line: BLEU, its table and its figure come when
+                    the input ends (and the line counts are compared then)
+  no progress bar"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="translate.py",
-                                 description="Translate with a trained RNNsearch run.")
+                                 description="Translate with a trained RNNsearch run.",
+                                 epilog=STDIN_OPTIONS,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="run directory written by train.py")
     ap.add_argument("--checkpoint", default="best", choices=("best", "last"))
-    ap.add_argument("--input", help="source text, one sentence per line (default: stdin)")
+    ap.add_argument("--input", help="source text, one sentence per line, read whole and sorted "
+                                    "by length into batches (default: standard input, "
+                                    "translated as it arrives)")
     ap.add_argument("--output", type=output_file, help="where translations go (default: stdout)")
     ap.add_argument("--beam", type=beam_size, default=5, help="beam size (1 = greedy)")
     ap.add_argument("--alpha", type=non_negative_float, default=1.0,
@@ -59,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print each sentence's alignment as a heatmap on stderr")
     ap.add_argument("--attention-png", metavar="DIR", type=output_dir,
                     help="write each sentence's alignment as a PNG (the paper's Figure 3)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress bar (there is one with --input only)")
     return ap
 
 
@@ -92,16 +128,17 @@ class Translator:
 
     def translate(self, lines: list[str], beam: int = 5, alpha: float = 1.0, nbest: int = 1,
                   batch_size: int = 32, unk_replace: bool = False, progress: bool = False,
-                  name: str = "<stdin>") -> list[list[tuple[str, float, np.ndarray, list[str],
-                                                          list[str]]]]:
+                  name: str = "<stdin>", first_line: int = 1
+                  ) -> list[list[tuple[str, float, np.ndarray, list[str], list[str]]]]:
         """Per input line, its n-best list of (text, score, attention, source tokens, target
-        tokens); an empty line gives [("", 0.0, empty, [], [])]."""
+        tokens); an empty line gives [("", 0.0, empty, [], [])]. A warning names a line by
+        ``name`` and its number there, ``first_line`` for ``lines[0]``."""
         toks = [self.src_seg.encode(line) for line in lines]
-        for n, t in enumerate(toks, start=1):
+        for n, t in enumerate(toks, start=first_line):
             if len(t) > self.max_len:
                 print(f"warning: {name}:{n}: {len(t)} tokens, cut to the trained maximum of "
                       f"{self.max_len}", file=sys.stderr)
-                toks[n - 1] = t[: self.max_len]
+                toks[n - first_line] = t[: self.max_len]
         out: list[list] = [[("", 0.0, np.zeros((0, 0)), [], [])] for _ in lines]
         keep = [k for k, t in enumerate(toks) if t]
         ids = [self.src_vocab.encode(toks[k]) for k in keep]
@@ -129,13 +166,6 @@ class Translator:
                 [self.src_seg.show(w) for w in [*src, "</s>"]], shown)
 
 
-def read_input(path: str | None) -> tuple[list[str], str]:
-    if path is None:
-        with doing("read", "<stdin>"):
-            return decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>"
-    return read_lines(path), path
-
-
 @reports_os_errors  # a file that cannot be read or written, a full disk or stdout: one line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -144,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(f"--nbest {args.nbest} is more than --beam {args.beam}")
         if args.plot_lengths and not args.ref:
             raise DataError("--plot-lengths needs --ref")
-        lines, name = read_input(args.input)
+        name, lines = ("<stdin>", None) if args.input is None else (args.input,
+                                                                     read_lines(args.input))
         refs = read_lines(args.ref) if args.ref else None
-        if refs is not None and len(refs) != len(lines):
-            raise DataError(f"{args.ref} has {len(refs)} lines but {name} has {len(lines)}")
+        if refs is not None and lines is not None:
+            same_count(refs, args.ref, lines, name)
         tr = Translator(args.model, args.checkpoint, args.device)
         aligned = model.family(tr.cfg).has_alignment
         if args.unk_replace and (tr.tgt_seg.kind == "subword" or not aligned):
@@ -157,38 +188,85 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: --unk-replace does nothing for {args.model}: {why}", file=sys.stderr)
         if (args.show_attention or args.attention_png) and not aligned:
             raise DataError(f"{args.model}: an {tr.cfg.variant} model has no alignment to show")
-        results = tr.translate(lines, args.beam, args.alpha, args.nbest, args.batch_size,
-                               args.unk_replace, progress=bool(args.input) and not args.quiet,
-                               name=name)
+        if args.attention_png:
+            make_dir(args.attention_png)
+        if lines is None:  # standard input: each group of lines translated as it arrives
+            groups = arriving_lines(sys.stdin.fileno(), name, STDIN_POOL * args.batch_size)
+            if args.output:
+                write_atomic(args.output, b"")  # then each group is appended to it
+        else:  # a file: all its lines sorted by length into batches
+            groups = [lines]
+        sources: list[str] = []  # every line so far, and its best translation
+        best: list[str] = []
+        for group in groups:
+            results = tr.translate(group, args.beam, args.alpha, args.nbest, args.batch_size,
+                                   args.unk_replace, progress=lines is not None and not args.quiet,
+                                   name=name, first_line=len(sources) + 1)
+            write(args, translations(results, args.nbest, len(sources)), whole=lines is not None)
+            show_attention(args, results, group, len(sources))
+            sources += group
+            best += [hs[0][0] for hs in results]
+        if refs is not None:
+            same_count(refs, args.ref, sources, name)
+            score(best, refs, sources, args.plot_lengths, tr.cfg.variant)
     except (DataError, CheckpointError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.nbest > 1:
-        text = [f"{i} ||| {h[0]} ||| {h[1]:.4f}" for i, hs in enumerate(results) for h in hs]
-    else:
-        text = [hs[0][0] for hs in results]
-    if args.output:
-        write_atomic(args.output, "".join(t + "\n" for t in text).encode("utf-8"))
-    else:
-        sys.stdout.write("".join(t + "\n" for t in text))
-    if args.show_attention or args.attention_png:
-        if args.attention_png:
-            make_dir(args.attention_png)
-        for i, hs in enumerate(results):
-            _, _, weights, src, tgt = hs[0]
-            if not src:
-                continue
-            if args.show_attention:
-                print(f"\n[{i}] {lines[i]}\n{text_heatmap(weights, src, tgt)}", file=sys.stderr)
-            if args.attention_png:
-                plot_attention(weights, src, tgt, Path(args.attention_png) / f"{i:05d}.png")
-    if refs is not None:
-        hyps = [hs[0][0] for hs in results]
-        bleu = sacrebleu.BLEU(tokenize="13a")
-        print(f"BLEU = {bleu.corpus_score(hyps, [refs]).score:.2f}  {bleu.get_signature()}",
-              file=sys.stderr)
-        rows = bleu_by_length(hyps, refs, lines)
-        print(format_length_table(rows), file=sys.stderr)
-        if args.plot_lengths:
-            plot_bleu_by_length({tr.cfg.variant: rows}, args.plot_lengths)
+    except KeyboardInterrupt:  # Ctrl-C, typing at a terminal: what was translated stands
+        return 128 + signal.SIGINT
     return 0
+
+
+def same_count(refs: list[str], ref_name: str, lines: list[str], name: str) -> None:
+    if len(refs) != len(lines):
+        raise DataError(f"{ref_name} has {len(refs)} lines but {name} has {len(lines)}")
+
+
+def translations(results: list[list[tuple]], nbest: int, first: int) -> list[str]:
+    """The output lines of ``results``: the best translation of each input line, or with
+    ``nbest`` above 1 'i ||| hypothesis ||| score', i counting input lines from ``first``."""
+    if nbest == 1:
+        return [hs[0][0] for hs in results]
+    return [f"{i} ||| {h[0]} ||| {h[1]:.4f}" for i, hs in enumerate(results, first) for h in hs]
+
+
+def write(args: argparse.Namespace, text: list[str], whole: bool) -> None:
+    """``text`` to stdout, flushed, or to --output: ``whole``, the file written at once, else
+    appended (a group of lines from standard input)."""
+    data = "".join(t + "\n" for t in text)
+    if args.output is None:
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    elif whole:
+        write_atomic(args.output, data.encode("utf-8"))
+    else:
+        append_line(args.output, data[:-1])  # the group's lines in one write
+
+
+def show_attention(args: argparse.Namespace, results: list[list[tuple]], lines: list[str],
+                   first: int) -> None:
+    """--show-attention and --attention-png for each line of ``lines``, numbered from
+    ``first``."""
+    if not (args.show_attention or args.attention_png):
+        return
+    for i, (line, hs) in enumerate(zip(lines, results, strict=True), first):
+        _, _, weights, src, tgt = hs[0]
+        if not src:
+            continue
+        if args.show_attention:
+            print(f"\n[{i}] {line}\n{text_heatmap(weights, src, tgt)}", file=sys.stderr)
+        if args.attention_png:
+            plot_attention(weights, src, tgt, Path(args.attention_png) / f"{i:05d}.png")
+
+
+def score(hyps: list[str], refs: list[str], lines: list[str], plot: str | None,
+          variant: str) -> None:
+    """sacrebleu's BLEU and the table of BLEU by source length on stderr; the table drawn in
+    ``plot``, if given."""
+    bleu = sacrebleu.BLEU(tokenize="13a")
+    print(f"BLEU = {bleu.corpus_score(hyps, [refs]).score:.2f}  {bleu.get_signature()}",
+          file=sys.stderr)
+    rows = bleu_by_length(hyps, refs, lines)
+    print(format_length_table(rows), file=sys.stderr)
+    if plot:
+        plot_bleu_by_length({variant: rows}, plot)

@@ -1,4 +1,7 @@
-"""Tokenisation, vocabularies, reading parallel files (every bad-input case), batches."""
+"""Tokenisation, vocabularies, reading parallel files (every bad-input case), lines as they
+arrive on a pipe, batches."""
+
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from minirnnsearch.data import (
     tokenize,
 )
 from minirnnsearch.data.batching import cut
+from minirnnsearch.data.io import arriving_lines
 
 
 @pytest.mark.parametrize("text", [
@@ -84,6 +88,28 @@ def test_non_utf8_line_number(tmp_path):
         read_parallel(src, tgt)
     with pytest.raises(DataError, match="is a directory"):
         read_lines(tmp_path)
+
+
+def test_arriving_lines_come_in_groups_of_what_has_arrived():
+    r, w = os.pipe()
+    with open(r, "rb", buffering=0) as reader, open(w, "wb", buffering=0) as writer:
+        writer.write(b"a\nb\r\nc\nd")  # d is not whole yet
+        lines = arriving_lines(reader.fileno(), "<pipe>", 2)
+        assert next(lines) == ["a", "b"]
+        assert next(lines) == ["c"]  # what has arrived, without waiting for d
+        writer.write(b"e\n\nlast")
+        assert next(lines) == ["de", ""]
+        writer.close()
+        assert list(lines) == [["last"]]  # the end of the input ends the last line
+
+
+def test_arriving_lines_number_a_bad_line_across_groups():
+    r, w = os.pipe()
+    with open(r, "rb", buffering=0) as reader:
+        with open(w, "wb") as writer:
+            writer.write(b"x\ny\nz\xe9\n")
+        with pytest.raises(DataError, match=r"<pipe>:3: not valid UTF-8 \(byte 0xe9"):
+            list(arriving_lines(reader.fileno(), "<pipe>", 1))
 
 
 def test_make_batch_pads_and_masks():

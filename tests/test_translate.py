@@ -1,9 +1,18 @@
 """translate.py on a briefly trained run: order, empty lines, n-best, BLEU by length,
 attention pictures, <unk> replacement, and bad input; on random weights, each output line is its
-input line translated alone."""
+input line translated alone, and standard input on a pipe left open is answered line by line as
+it arrives, as a file's lines are translated."""
 
+import contextlib
 import json
+import os
+import select
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +190,112 @@ def test_output_paths_that_cannot_be_written_are_refused(run, tmp_path, capsys):
             translation.main(["--model", str(run / "run"), "--device", "cpu", *argv])
         assert e.value.code == 2
         assert said in capsys.readouterr().err.splitlines()[-1]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 120  # seconds for an answer: a bound for a hung test, not a speed (the child loads NumPy)
+
+
+@contextlib.contextmanager
+def child(model, *argv):
+    """translate.py in a child process on the CPU, reading a pipe that stays open until the
+    test closes it; killed on the way out."""
+    with subprocess.Popen([sys.executable, str(ROOT / "translate.py"), "--model", str(model),
+                           "--device", "cpu", *argv],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
+        try:
+            yield proc
+        finally:
+            proc.kill()
+
+
+def send(proc, text):
+    proc.stdin.write(text.encode("utf-8"))
+    proc.stdin.flush()
+
+
+def answers(proc, n):
+    """The next ``n`` lines on the child's stdout, with its stdin still open: failing if they
+    have not come within WAIT seconds, or if more come."""
+    got, end = b"", time.monotonic() + WAIT
+    while got.count(b"\n") < n:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, end - time.monotonic()))
+        assert ready, f"not {n} lines in {WAIT} s with stdin still open, only {got!r}"
+        chunk = os.read(proc.stdout.fileno(), 1 << 16)
+        assert chunk, f"stdout closed: {proc.stderr.read().decode()}"
+        got += chunk
+    assert got.count(b"\n") == n
+    return got.decode("utf-8").split("\n")[:-1]
+
+
+def words_lines(lengths, seed):
+    """Lines of random_run's source words, all translated differently."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(f"s{chr(97 + k)}" for k in rng.integers(0, 20, n)) for n in lengths]
+
+
+def test_a_line_on_a_pipe_left_open_is_answered(random_run):
+    with child(random_run, "--beam", "3") as proc:
+        send(proc, "sa sb sc\n")
+        assert len(answers(proc, 1)[0].split()) > 0
+        send(proc, "sd se\n")
+        assert len(answers(proc, 1)[0].split()) > 0
+        proc.stdin.close()
+        assert proc.wait(WAIT) == 0 and proc.stdout.read() == b""
+
+
+def test_lines_arriving_in_pieces_are_answered_in_order_as_from_a_file(random_run, tmp_path,
+                                                                       capsys):
+    """Whole lines are answered as they come, cut anywhere; the answers are in input order,
+    the same as --input's for the same lines; a long line's warning names its line number
+    among all the lines read."""
+    lines = words_lines((2, 9, 1, 55, 4, 0, 6), seed=2)
+    (tmp_path / "in").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert translation.main(["--model", str(random_run), "--device", "cpu", "--input",
+                             str(tmp_path / "in"), "--beam", "3", "--batch-size", "2",
+                             "--quiet"]) == 0
+    expected = capsys.readouterr().out.split("\n")[:-1]
+    assert len(set(expected)) == len(lines)
+    with child(random_run, "--beam", "3", "--batch-size", "2") as proc:
+        half = len(lines[1]) // 2
+        send(proc, lines[0] + "\n" + lines[1][:half])
+        assert answers(proc, 1) == expected[:1]
+        send(proc, lines[1][half:] + "\n" + lines[2] + "\n" + lines[3] + "\n" + lines[4][:3])
+        assert answers(proc, 3) == expected[1:4]
+        send(proc, lines[4][3:] + "\n" + lines[5] + "\n" + lines[6][:2])
+        assert answers(proc, 2) == expected[4:6]
+        # the last line, without a newline, ends with the input
+        out, err = proc.communicate(lines[6][2:].encode("utf-8"), timeout=WAIT)
+        assert proc.returncode == 0
+        assert out.decode("utf-8").split("\n")[:-1] == expected[6:]
+        assert "<stdin>:4: 55 tokens, cut to the trained maximum of 50" in err.decode()
+
+
+def test_on_stdin_output_and_nbest_grow_by_line_and_ref_scores_at_the_end(random_run, tmp_path):
+    lines = words_lines((3, 5), seed=4)
+    (tmp_path / "ref").write_text("ta tb\ntc\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.write_text("an old file\n", encoding="utf-8")
+    with child(random_run, "--beam", "3", "--nbest", "2", "--output", str(out), "--ref",
+               str(tmp_path / "ref")) as proc:
+        for n, line in enumerate(lines):
+            send(proc, line + "\n")
+            end = time.monotonic() + WAIT
+            while len(out.read_text(encoding="utf-8").splitlines()) < 2 * (n + 1):
+                assert time.monotonic() < end, f"line {n + 1} not in --output in {WAIT} s"
+                time.sleep(0.05)
+        rows = [r.split(" ||| ") for r in out.read_text(encoding="utf-8").splitlines()]
+        assert [r[0] for r in rows] == ["0", "0", "1", "1"]
+        stdout, err = proc.communicate(timeout=WAIT)  # closes stdin: the input ends
+        assert proc.returncode == 0 and stdout == b""
+        assert "BLEU = " in err.decode() and "source words  sentences   BLEU" in err.decode()
+
+
+def test_ctrl_c_while_waiting_for_input_ends_quietly(random_run):
+    with child(random_run) as proc:
+        send(proc, "sa\n")
+        assert len(answers(proc, 1)) == 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(WAIT) == 128 + signal.SIGINT
+        assert "Traceback" not in proc.stderr.read().decode()

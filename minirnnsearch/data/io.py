@@ -3,7 +3,9 @@ OpenNMT-py and fairseq's raw text. Every error is one line naming the file and t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import select
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..oserrors import doing
@@ -13,11 +15,11 @@ class DataError(ValueError):
     """Bad input data; the message names the file (and line) and what is wrong."""
 
 
-def decode_lines(raw_lines: Iterable[bytes], name: str | Path) -> list[str]:
+def decode_lines(raw_lines: Iterable[bytes], name: str | Path, first: int = 1) -> list[str]:
     """UTF-8 lines without their line ends; DataError naming ``name`` and the line number
-    for one that is not valid UTF-8."""
+    (``first`` for the first line) for one that is not valid UTF-8."""
     lines = []
-    for n, raw in enumerate(raw_lines, start=1):
+    for n, raw in enumerate(raw_lines, start=first):
         try:
             lines.append(raw.decode("utf-8").rstrip("\r\n"))
         except UnicodeDecodeError as e:
@@ -55,3 +57,31 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path
                         "parallel files must be line-aligned")
     pairs = [(s, t) for s, t in zip(src, tgt, strict=True) if s.strip() and t.strip()]
     return pairs, len(src) - len(pairs)
+
+
+def arriving_lines(fd: int, name: str, most: int) -> Iterator[list[str]]:
+    """The lines of the file descriptor ``fd`` (standard input: a pipe, a terminal) in groups,
+    as they arrive: each group is the whole lines that had arrived when it was read, at most
+    ``most`` of them, so that a reader waits only when no whole line is there; a file piped in
+    all at once gives groups of ``most``. The last line may lack its newline. DataError
+    (``decode_lines``) for a line that is not valid UTF-8; OSError, marked as a failure to read
+    ``name``, if the system cannot read it."""
+    lines: list[bytes] = []
+    partial, ended, given = b"", False, 0
+    while True:
+        with doing("read", name):
+            # read on while there is room and more is ready, and wait only while there is nothing
+            while not ended and len(lines) < most and (
+                    not lines or select.select([fd], [], [], 0)[0]):
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    *whole, partial = (partial + chunk).split(b"\n")
+                    lines += whole
+                else:
+                    ended = True
+                    lines += [partial] if partial else []
+        if not lines:
+            return  # the input has ended
+        group, lines = lines[:most], lines[most:]
+        yield decode_lines(group, name, first=given + 1)
+        given += len(group)
