@@ -1,7 +1,8 @@
 """Training: data in, checkpoints and a log out. ``train.py`` is the command-line front end.
 
-One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json`` (the latest
-state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
+One run directory holds the checkpoints ``best`` (the best dev BLEU) and ``last`` (the latest
+state, for ``--resume``), each a json and the npz it names (``checkpoint``), and ``log.jsonl``
+(one line per validation). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
 bit for bit; so a resumed run keeps the run's settings, and refuses another value of one on
@@ -439,8 +440,8 @@ class Trainer:
             self.cfg = model.Config.from_dict(meta["config"])
             expected = model.param_shapes(self.cfg)
             if {k: v.shape for k, v in params.items()} != expected:
-                raise CheckpointError(f"{self.out}/last.npz: parameters do not match the "
-                                      "configuration stored beside them")
+                raise CheckpointError(f"checkpoint {self.out / 'last'}: parameters do not "
+                                      "match the configuration stored with them")
             self.params = {k: self.backend.asarray(params[k]) for k in expected}
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
             self.opt.load_state_dict({k: self.backend.asarray(v) for k, v in opt_state.items()})
@@ -687,12 +688,12 @@ class Trainer:
                   file=sys.stderr)
         else:
             self.save("last")
-            print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
+            print(f"{why}: saved checkpoint {self.out / 'last'} at step {self.step}; "
                   f"continue with --resume --out {self.out}", file=sys.stderr)
 
     def finish(self, stop: str, elapsed: float) -> dict[str, Any]:
         print(f"stopped: {stop}. {self.step} updates, {elapsed / 60:.1f} minutes.\n"
-              f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
+              f"best dev BLEU {self.best_bleu:.2f}: checkpoint {self.out / 'best'}\n"
               f"translate with: python translate.py --model {self.out} < input.txt",
               file=sys.stderr)
         return dict(step=self.step, epochs=self.epoch + self.pos / self.epoch_size,

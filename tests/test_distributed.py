@@ -192,7 +192,7 @@ def test_resume_across_rank_counts(corpus, one_rank, tmp_path):
 def test_sigterm_on_one_rank_stops_both_and_one_process_resumes(corpus, one_rank, tmp_path):
     code, err = mpirun("sigterm", 1, 4, "--", *args(corpus, tmp_path, "--max-steps", "6"))
     assert code == 130, err
-    assert f"interrupted: saved {tmp_path / 'last.npz'} at step 4" in err
+    assert f"interrupted: saved checkpoint {tmp_path / 'last'} at step 4" in err
     assert training.main(args(corpus, tmp_path, "--max-steps", "6", "--resume")) == 0
     assert_same_run(one_rank, checkpoint.load_checkpoint(tmp_path, "last")[0])
 
@@ -249,8 +249,9 @@ def test_rank_0_unable_to_write_ends_every_rank_in_one_line(corpus, tmp_path):
     assert code != 0
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors == err.strip().splitlines()[-1:], err
-    assert re.fullmatch(rf"error on rank 0 of 2: cannot write {re.escape(str(tmp_path))}/"
-                        r"(best|last)\.npz: File too large; stopping every rank", errors[0])
+    assert re.fullmatch(rf"error on rank 0 of 2: cannot write checkpoint "
+                        rf"{re.escape(str(tmp_path))}/(best|last): File too large; stopping "
+                        "every rank", errors[0])
     assert "Traceback" not in err and "MPI_Abort" not in err
     assert_kept(tmp_path, before)
 

@@ -30,6 +30,11 @@ def lines(path):
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+def last_npz(run):
+    """The bytes of the npz that ``run``'s last checkpoint names."""
+    return (run / json.loads((run / "last.json").read_text())["npz"]).read_bytes()
+
+
 def test_story_trains_every_variant_on_both_pairs_and_draws_the_figures(small_corpus, capsys):
     assert story.main(["--pair", "both", *TINY]) == 0
     captured = capsys.readouterr()
@@ -104,7 +109,7 @@ def test_resume_continues_an_interrupted_run_exactly(small_corpus, capsys):
     args = [*TINY, "--test-size", "3", "--max-steps", "6"]
     assert story.main(args) == 0                      # every model to 6 updates, unbroken
     run = small_corpus / "runs" / "en-fr" / "rnnsearch"
-    unbroken = (run / "last.npz").read_bytes(), lines(run / "log.jsonl")
+    unbroken = last_npz(run), lines(run / "log.jsonl")
     # the same model stopped at 4 updates, as by Ctrl-C: a checkpoint, no record
     assert story.main([*args, "--retrain", "--max-steps", "4"]) == 0
     (run / "story.json").unlink()
@@ -115,7 +120,7 @@ def test_resume_continues_an_interrupted_run_exactly(small_corpus, capsys):
     captured = capsys.readouterr()
     assert "rnnsearch: resuming runs/en-fr/rnnsearch" in captured.err
     assert captured.err.count(": reusing runs/") == len(story.ORDER) - 1  # the others kept
-    assert (run / "last.npz").read_bytes() == unbroken[0]  # as if never interrupted
+    assert last_npz(run) == unbroken[0]  # as if never interrupted
     log = lines(run / "log.jsonl")
     assert [r["step"] for r in log] == [r["step"] for r in unbroken[1]] == [2, 4, 6]
     assert [r["dev_bleu"] for r in log] == [r["dev_bleu"] for r in unbroken[1]]

@@ -100,7 +100,7 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
         assert np.isfinite(r["dev_loss"])  # tokens_per_s and elapsed: measured, not tested
     err = capsys.readouterr().err
     assert err.count("sacrebleu signature: nrefs:1|case:mixed|eff:no|tok:13a") == 1
-    assert "sample:" in err and str(tmp_path / "best.npz") in err
+    assert "sample:" in err and f"checkpoint {tmp_path / 'best'}" in err
     n_pairs = int(re.search(r"data: (\d+) training pairs", err).group(1))
     n, share = re.search(r"batches: (\d+) an epoch of up to 8 pairs, (\S+)% of their cells "
                          r"padding \(--sort-pool 0\)", err).groups()  # the default
@@ -155,10 +155,10 @@ def test_bad_data_files(corpus, tmp_path, capsys):
 def test_bad_resume(corpus, tmp_path, capsys):
     fails(args(corpus, tmp_path / "none", "--resume"), capsys, "no checkpoint 'last'")
     assert training.main(args(corpus, tmp_path / "r", "--max-steps", "3")) == 0
-    npz = tmp_path / "r" / "last.npz"
+    npz = tmp_path / "r" / json.loads((tmp_path / "r" / "last.json").read_text())["npz"]
     good = npz.read_bytes()
     npz.write_bytes(good[:100])
-    fails(args(corpus, tmp_path / "r", "--resume"), capsys, "last.npz: corrupt or truncated")
+    fails(args(corpus, tmp_path / "r", "--resume"), capsys, f"{npz}: corrupt or truncated")
     npz.write_bytes(good)
     js = tmp_path / "r" / "last.json"
     doc = json.loads(js.read_text())
@@ -264,7 +264,7 @@ def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, mo
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "20",
                               "--valid-every", "100")) == 143
     err = capsys.readouterr().err
-    assert (f"stopped by SIGTERM: saved {tmp_path / 'b' / 'last.npz'} at step 4; "
+    assert (f"stopped by SIGTERM: saved checkpoint {tmp_path / 'b' / 'last'} at step 4; "
             f"continue with --resume --out {tmp_path / 'b'}") in err
     assert signal.getsignal(signal.SIGTERM) is before
     assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["step"] == 4
@@ -763,3 +763,23 @@ def test_clipping_inside_the_loop_bounds_the_update(corpus, tmp_path):
 
     assert update_norm("1e6") > 10 * 0.002
     assert update_norm("0.002") == pytest.approx(0.002, rel=1e-4)
+
+
+# -- checkpoints of the format before ----------------------------------------------------------
+
+def test_a_run_of_checkpoint_format_1_translates_and_resumes(corpus, base_run, tmp_path):
+    """Runs saved by format version 1 (NAME.npz beside NAME.json), as long runs in progress
+    are, translate and resume exactly; the resumed run saves version 2."""
+    run = resumed(base_run, tmp_path)
+    for name in ("best", "last"):
+        doc = json.loads((run / f"{name}.json").read_text())
+        (run / doc.pop("npz", f"{name}.npz")).rename(run / f"{name}.npz")
+        (run / f"{name}.json").write_text(json.dumps({**doc, "format_version": 1}))
+    assert translation.main(["--model", str(run), "--device", "cpu", "--quiet", "--beam", "2",
+                             "--input", str(corpus / "dev.en")]) == 0
+    assert training.main(args(corpus, run, "--resume", "--max-steps", "4")) == 0
+    assert training.main(args(corpus, tmp_path / "unbroken", "--max-steps", "4")) == 0
+    for k, v in params_of(tmp_path / "unbroken").items():
+        np.testing.assert_array_equal(params_of(run)[k], v, err_msg=k)
+    assert json.loads((run / "last.json").read_text())["format_version"] == 2
+    assert not (run / "last.npz").exists()
