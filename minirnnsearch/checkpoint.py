@@ -73,6 +73,12 @@ def _arrays_files(run_dir: Path, name: str) -> list[Path]:
     return sorted(p for p in run_dir.iterdir() if _checkpoint_of(p.name) == name and p.is_file())
 
 
+def is_checkpoint_file(file: str, name: str) -> bool:
+    """Whether ``file`` (a file name) is one of checkpoint ``name``'s: ``NAME.json`` or an npz
+    of NAME (not a temporary of a save)."""
+    return file == f"{name}.json" or _checkpoint_of(file) == name
+
+
 def _process_exists(pid: int) -> bool:
     """Whether process ``pid`` is running (this one included). Where that cannot be asked
     (not POSIX: there ``os.kill`` ends the process), every process counts as running."""
@@ -118,8 +124,8 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     ``.NAME.json.<pid>.tmp``, only when process ``<pid>`` is gone (on this machine: a run
     directory shared by several machines is not supported); and the npz files of a checkpoint
     that its json does not name. Every other file stays, and so does one that cannot be
-    deleted. Only for the run that holds the directory: a save in progress in another process
-    has an npz that its json does not name yet."""
+    deleted. Only for the run that holds the directory (``runlock``): a save in progress in
+    another process has an npz that its json does not name yet."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []

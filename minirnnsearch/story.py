@@ -12,9 +12,12 @@ minutes (``--minutes``). A budget in updates, not minutes, makes a model's resul
 what else the machine was doing. Every model gets the paper's initialisation and batches
 (``--init paper --sort-pool 20``, not train.py's defaults). Options the story does not know go
 to train.py as they are, after those (so ``--init fan-in`` given here wins).
-A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again): the record of
-its training, ``story.json`` beside its checkpoints, says how it stopped. A run without a record
-was interrupted (or trained elsewhere): ``--resume`` continues it from its last checkpoint.
+A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again, replacing it:
+train.py ``--overwrite``): the record of its training, ``story.json`` beside its checkpoints,
+says how it stopped. A run without a record was interrupted (or trained elsewhere): ``--resume``
+continues it from its last checkpoint. One stopped before its first validation (no ``best``) is
+neither reused nor trained over: train.py refuses its directory until ``--resume`` or
+``--retrain`` says which.
 The models are RNNencdec (one fixed vector for the whole sentence), the cursors (a latent
 monotone alignment summed out by dynamic programming over every position, or with ``--band w``
 only within w words of the diagonal in training), the hard-coded diagonal (two cursors
@@ -103,8 +106,9 @@ def load_average() -> list[float]:
 
 def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
           train_args: list[str], resume: bool = False) -> tuple[int, dict[str, Any] | None]:
-    """Train one model of the story into ``run`` (replacing its log and record) and write its
-    record; returns train.py's exit status and the record. With ``resume``, continue the
+    """Train one model of the story into ``run`` and write its record; returns train.py's exit
+    status and the record. A new run replaces the run there with ``--retrain`` (train.py
+    --overwrite) and is refused by train.py over one without it. With ``resume``, continue the
     interrupted run in ``run`` from its last checkpoint instead (train.py --resume, appending
     to its log): the record then says at which update it was resumed and counts the minutes
     of its log before that (to its last validation) in ``minutes``."""
@@ -118,8 +122,7 @@ def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
         earlier = dict(resumed_at=step, earlier_minutes=max(
             [r["elapsed"] / 60 for r in log if r["step"] <= step], default=0.0))
     else:
-        for old in (run / "log.jsonl", run / RECORD):
-            old.unlink(missing_ok=True)
+        (run / RECORD).unlink(missing_ok=True)  # a record of the run this one replaces
     argv = ["--pair", pair, "--variant", variant, "--out", str(run), "--device", args.device,
             "--valid-every", str(args.valid_every), "--patience", str(args.patience),
             "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
@@ -131,7 +134,7 @@ def train(pair: str, variant: str, run: Path, args: argparse.Namespace,
         argv += ["--max-time", str(args.minutes)]
     if variant == "cursors" and args.band:
         argv += ["--band", str(args.band)]
-    argv += train_args + ["--resume"] * resume
+    argv += train_args + (["--resume"] if resume else ["--overwrite"] if args.retrain else [])
     load_start, t0 = load_average(), time.perf_counter()
     code, result = training.run(argv)
     if code:
@@ -285,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one run directory per pair and model")
     ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
     ap.add_argument("--retrain", action="store_true",
-                    help="train even where a run exists (its log and record are replaced)")
+                    help="train even where a run exists, replacing it (its checkpoints, log "
+                         "and record; train.py --overwrite)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the runs that have checkpoints but no record (interrupted) "
                          "from their last checkpoint, as train.py --resume, instead of reusing "

@@ -1,8 +1,11 @@
 """Training: data in, checkpoints and a log out. ``train.py`` is the command-line front end.
 
 One run directory holds the checkpoints ``best`` (the best dev BLEU) and ``last`` (the latest
-state, for ``--resume``), each a json and the npz it names (``checkpoint``), and ``log.jsonl``
-(one line per validation). Resuming continues exactly:
+state, for ``--resume``), each a json and the npz it names (``checkpoint``), ``log.jsonl`` (one
+line per validation) and with ``--subword`` the subword model. A run holds its directory for
+its whole life (``runlock``: a second run there is refused, naming the first), and a new run
+refuses a directory that holds a run, before writing anything, unless ``--overwrite`` (which
+removes that run's files, ``run_files``, first). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
 bit for bit; so a resumed run keeps the run's settings, and refuses another value of one on
@@ -37,7 +40,9 @@ from .backend import Backend, DeviceError, get_backend, to_host
 from .checkpoint import (
     CheckpointError,
     checkpoint_exists,
+    is_checkpoint_file,
     load_checkpoint,
+    read_meta,
     remove_stale_temporaries,
     save_checkpoint,
 )
@@ -58,10 +63,11 @@ from .data.batching import (
 )
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
-from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
+from .data.subword import MODEL_FILE, Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab, vocab_size
 from .optim import clip_grad_norm, make_optimizer
-from .oserrors import append_line, make_dir, reports_os_errors
+from .oserrors import append_line, doing, make_dir, reports_os_errors
+from .runlock import RunInUse, RunLock
 
 DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # Adam's usual 1e-3 reached dev loss 3.09 after 500 updates on the built-in corpus, 3e-3 reached
@@ -70,6 +76,8 @@ ADAM_LR = 3e-3
 LOG_EVERY = 20  # updates between two reads of the training loss (each read waits for a GPU)
 PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (out_of_patience,
 # with a tolerance: sacrebleu's perfect score is 100 * exp(log(100)), a rounding away from 100)
+CHECKPOINTS = ("best", "last")
+LOG = "log.jsonl"  # one line per validation
 
 
 class TrainingError(RuntimeError):
@@ -188,7 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its last checkpoint, exactly. A resumed "
                         "run takes --epochs, --max-steps, --max-time, --valid-every, --patience, "
                         "--device and --quiet from the command line; every other option is the "
-                        "run's own, and a different value is refused")
+                        "run's own, and a different value is refused (not with --overwrite)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start a new run in --out even if it holds one: first remove that run's "
+                        "files (best.json, last.json and their npz files, log.jsonl, "
+                        "subword.model); other files stay. Without it a new run refuses a "
+                        "directory that holds a run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -198,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 # is fixed by the run (``run_settings``), so that a resumed run computes what an unbroken run
 # computes; a different value on the command line is refused (``refuse_changes``).
 TAKEN_ON_RESUME = ("epochs", "max_steps", "max_time", "valid_every", "patience", "device",
-                   "quiet", "out", "resume")
+                   "quiet", "out", "resume", "overwrite")
 DATA_FILES = ("train_src", "train_tgt", "dev_src", "dev_tgt")
 # what a setting of None means, for the refusal's message
 NONE_MEANS = {"subword": "whole words", "pair": "its own data files",
@@ -265,6 +278,65 @@ def given_options(ap: argparse.ArgumentParser, argv: list[str] | None) -> list[s
     unset = object()
     probe = argparse.Namespace(**dict.fromkeys(vars(ap.parse_args(argv)), unset))
     return [k for k, v in vars(ap.parse_args(argv, namespace=probe)).items() if v is not unset]
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files of a run in ``out``, train.py's own: the checkpoints ``best`` and ``last`` (each
+    its json and npz files), log.jsonl and subword.model. What a new run refuses to write over
+    and what --overwrite removes; never another file (a user's notes, the story's story.json,
+    the lock, a temporary: ``prepare_out`` removes those of checkpoints once their process has
+    ended)."""
+    if not out.is_dir():
+        return []
+
+    def of_the_run(file: str) -> bool:
+        return (any(is_checkpoint_file(file, name) for name in CHECKPOINTS)
+                or file in (LOG, MODEL_FILE))
+
+    return sorted(p for p in out.iterdir() if p.is_file() and of_the_run(p.name))
+
+
+def held_run(out: Path, files: list[Path]) -> str:
+    """Why a new run refuses ``out``, which holds the run files ``files``, and the ways on: the
+    run's step and best dev BLEU from its ``last`` checkpoint, or the files if it cannot be
+    read."""
+    try:
+        meta = read_meta(out, "last")
+        bleu = (f"best dev BLEU {meta['best_bleu']:.2f}" if meta["best_bleu"] >= 0
+                else "no validation yet")
+        return (f"{out} holds a run (step {meta['step']}, {bleu}); continue it with --resume, "
+                "replace it with --overwrite, or choose another --out")
+    except (CheckpointError, OSError, KeyError, TypeError, ValueError):
+        return (f"{out} holds files of a run ({', '.join(p.name for p in files)}) without a "
+                "readable checkpoint 'last' to continue; replace them with --overwrite, or "
+                "choose another --out")
+
+
+def claim(args: argparse.Namespace, root: bool = True
+          ) -> contextlib.AbstractContextManager[Any]:
+    """The run directory ``args.out``, held for the run (``RunLock``; under MPI by rank 0, the
+    ``root``, and the other ranks hold nothing) before anything is written in it: RunInUse if
+    another process holds it. Then a new run (no --resume) refuses a directory that holds a run
+    (TrainingError, ``held_run``), or with --overwrite removes that run's files
+    (``run_files``). Returns the lock, to release when the run ends."""
+    if not root:
+        return contextlib.nullcontext()
+    out = Path(args.out)
+    lock = RunLock(out)
+    try:
+        files = [] if args.resume else run_files(out)
+        if files and not args.overwrite:
+            raise TrainingError(held_run(out, files))
+        for path in files:
+            with doing("remove", path):
+                path.unlink()
+        if files:
+            print(f"{out}: --overwrite removed the earlier run's "
+                  f"{', '.join(p.name for p in files)}", file=sys.stderr)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 @dataclass
@@ -513,7 +585,7 @@ class Trainer:
                       dev_bleu=score, lr=self.opt.lr, tokens_per_s=tokens_per_s, elapsed=elapsed,
                       valid_seconds=self.clock() - t0, valid_every=self.args.valid_every,
                       patience=self.args.patience)
-        append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
+        append_line(self.out / LOG, json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
         if improved:
             self.best_bleu = score
@@ -719,15 +791,18 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
         if "pair" in given and (args.train_src or args.train_tgt):
             ap.error("--pair chooses a built-in corpus: give it or your own files "
                      "(--train-src ...), not both")
+    if args.overwrite and args.resume:
+        ap.error("--overwrite starts a new run and --resume continues one: give one of them")
     group = distributed.init()
-    one_line = (DataError, CheckpointError, DeviceError, TrainingError)
+    one_line = (DataError, CheckpointError, DeviceError, TrainingError, RunInUse)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
     # rank sets a flag and all stop after the same step)
     with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
         try:
-            trainer = group.together(lambda: Trainer(args, group, given=given),
-                                     (*one_line, OSError))
-            result = trainer.train()
+            with group.together(lambda: claim(args, group.is_root), (*one_line, OSError)):
+                trainer = group.together(lambda: Trainer(args, group, given=given),
+                                         (*one_line, OSError))
+                result = trainer.train()
         except (*one_line, distributed.RankError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2, None

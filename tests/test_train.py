@@ -765,7 +765,81 @@ def test_clipping_inside_the_loop_bounds_the_update(corpus, tmp_path):
     assert update_norm("0.002") == pytest.approx(0.002, rel=1e-4)
 
 
-# -- checkpoints of the format before ----------------------------------------------------------
+# -- a run directory: never replaced unasked, one run at a time, whole after any kill ---------
+
+def test_a_new_run_never_replaces_a_run_unasked_and_overwrite_replaces_it(corpus, tmp_path,
+                                                                          capsys):
+    """A second new run into a trained run's directory (with --subword, whose model a new run
+    would write first) stops before writing anything, with one line saying what is there and
+    the ways on; so it does if `last` cannot be read, naming the files. --overwrite replaces the
+    run's own files and no other; with --resume it is refused."""
+    pytest.importorskip("sentencepiece")
+    run, subword = tmp_path / "run", ("--subword", "400")
+    assert training.main(args(corpus, run, "--max-steps", "3", *subword)) == 0
+    (run / "notes.txt").write_text("mine\n")
+    bleu = checkpoint.load_checkpoint(run, "last")[2]["best_bleu"]
+    before = files_of(run)
+    assert {"subword.model", "log.jsonl", "best.json", "last.json"} < set(before)
+    capsys.readouterr()
+    assert training.main(args(corpus, run, "--max-steps", "3", *subword)) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: {run} holds a run (step 3, best dev BLEU {bleu:.2f}); continue it with "
+        "--resume, replace it with --overwrite, or choose another --out"]
+    assert files_of(run) == before
+    (run / "last.json").write_text("{not json")
+    before = files_of(run)
+    assert training.main(args(corpus, run, "--max-steps", "3", *subword)) == 2
+    own = ", ".join(sorted(set(before) - {"notes.txt"}))
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {run} holds files of a run ({own}) without a readable checkpoint 'last' to "
+        "continue; replace them with --overwrite, or choose another --out"]
+    assert files_of(run) == before
+    assert training.main(args(corpus, run, "--max-steps", "2", "--seed", "7", *subword,
+                              "--overwrite")) == 0
+    assert f"{run}: --overwrite removed the earlier run's {own}\n" in capsys.readouterr().err
+    after = files_of(run)
+    assert after["notes.txt"] == b"mine\n" and log_steps(run) == [2]
+    assert checkpoint.load_checkpoint(run, "last")[2]["seed"] == 7
+    assert sorted(after) == sorted(["notes.txt", "subword.model", "log.jsonl", "best.json",
+                                    "last.json", *(checkpoint.read_meta(run, name)["npz"]
+                                                   for name in ("best", "last"))])
+    with pytest.raises(SystemExit) as e:
+        training.main(args(corpus, run, "--resume", "--overwrite"))
+    assert e.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+        "train.py: error: --overwrite starts a new run and --resume continues one: give one "
+        "of them")
+    assert files_of(run) == after
+
+
+def test_one_run_at_a_time_in_a_directory(corpus, tmp_path, capsys):
+    """A training run holds its directory for its whole life: a second run there, new, with
+    --overwrite or resumed, stops at once with one line naming the first's process and command
+    line. Killed outright, the first lets it go: the run resumes."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import sys; from minirnnsearch.training import main; "
+                             "sys.exit(main(sys.argv[1:]))",
+                             *args(corpus, out, "--max-time", "3", "--patience", "1000000")],
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.json").exists():  # after its first validation
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        for extra in ((), ("--overwrite",), ("--resume",)):
+            assert training.main(args(corpus, out, *extra)) == 2
+            line = capsys.readouterr().err.splitlines()[-1]
+            assert line.startswith(f"error: {out} is in use by process {proc.pid} "
+                                   f"({sys.executable} -c ")
+            assert line.endswith("; wait for it or choose another --out")
+            assert proc.poll() is None and (out / "log.jsonl").exists()  # it goes on
+    finally:
+        proc.kill()
+        proc.wait()
+    assert training.main(args(corpus, out, "--resume", "--max-steps", "1")) == 0
+    assert not (out / ".lock").exists()  # deleted when the run ends
+
 
 def test_a_run_of_checkpoint_format_1_translates_and_resumes(corpus, base_run, tmp_path):
     """Runs saved by format version 1 (NAME.npz beside NAME.json), as long runs in progress
