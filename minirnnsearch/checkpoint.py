@@ -193,6 +193,18 @@ def save_checkpoint(run_dir: str | Path, name: str, params: dict[str, Array],
     return npz
 
 
+def remove_checkpoint(run_dir: str | Path, name: str) -> None:
+    """Delete checkpoint ``name`` from ``run_dir``: its json first (from then on there is no
+    such checkpoint), then its npz files."""
+    run_dir = Path(run_dir)
+    js = run_dir / f"{name}.json"
+    with doing("remove", js):
+        js.unlink(missing_ok=True)
+    for npz in _arrays_files(run_dir, name):
+        with doing("remove", npz):
+            npz.unlink()
+
+
 def checkpoint_exists(run_dir: str | Path, name: str) -> bool:
     """Whether ``run_dir`` holds ``name.json`` and an npz of checkpoint ``name`` (not whether
     they load)."""

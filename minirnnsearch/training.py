@@ -43,6 +43,7 @@ from .checkpoint import (
     is_checkpoint_file,
     load_checkpoint,
     read_meta,
+    remove_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
 )
@@ -66,7 +67,13 @@ from .data.io import DataError, read_parallel
 from .data.subword import MODEL_FILE, Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab, vocab_size
 from .optim import clip_grad_norm, make_optimizer
-from .oserrors import append_line, doing, make_dir, reports_os_errors
+from .oserrors import (
+    append_line,
+    doing,
+    make_dir,
+    reports_os_errors,
+    write_atomic,
+)
 from .runlock import RunInUse, RunLock
 
 DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
@@ -532,6 +539,8 @@ class Trainer:
                   f"{padding_share(self.lengths, self.order):.1%} of their cells padding "
                   f"(--sort-pool {args.sort_pool})", file=sys.stderr)
         self.signature_shown = False
+        if resumed is not None and self.group.is_root:
+            self.agree_with_last()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -562,9 +571,10 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> dict:
+    def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> bool:
         """Dev BLEU (greedy) and dev loss, one line of log.jsonl with ``valid_seconds``, the
-        validation's own time (``elapsed`` is the time before it); `best` saved if better.
+        validation's own time (``elapsed`` is the time before it); whether the dev BLEU is the
+        best yet (then ``train`` saves `best`, after `last`).
 
         Only the validations every --valid-every updates steer the schedule (--lr-decay and
         --patience, against the best of them, ``schedule_best``); the one at a stop between
@@ -599,9 +609,7 @@ class Trainer:
         tqdm.write(f"step {self.step}: dev loss {record['dev_loss']:.3f}, dev BLEU {score:.2f}"
                    f"{' (best)' if improved else ''}, {tokens_per_s:.0f} tokens/s\n"
                    f"  sample: {detok[k]}\n  ref:    {self.corpus.dev_ref[k]}", file=sys.stderr)
-        if improved:
-            self.save("best")
-        return record
+        return improved
 
     def decay_lr(self) -> None:
         """After a validation without a better dev BLEU: lr <- lr * --lr-decay (1: unchanged).
@@ -633,9 +641,13 @@ class Trainer:
                     self.log(meter, bar)  # the NaN check, before anything is saved
                 if validating:
                     train_loss = meter.interval_loss()  # every rank starts the next interval
-                    if self.group.is_root:
-                        self.validate(train_loss, meter.tokens_per_s, elapsed)  # `best` if better
+                    # rank 0 validates: its log line, then `last`, then `best` if better, in
+                    # this order (``agree_with_last`` says why)
+                    better = (self.group.is_root
+                              and self.validate(train_loss, meter.tokens_per_s, elapsed))
                     self.save("last")
+                    if better:
+                        self.save("best")
                     # rank 0 keeps the validation record, so its patience decides
                     stop = self.group.agree_stop(self.out_of_patience() or stop)
                     self.opt.lr = self.group.from_root(self.opt.lr)  # as rank 0's dev BLEU says
@@ -650,6 +662,56 @@ class Trainer:
             raise
         bar.close()
         return self.finish(stop, self.clock() - start)
+
+    def agree_with_last(self) -> None:
+        """On a resume, before it writes anything else: the log and `best` made to agree with
+        `last`, the state the run resumes from (and its ``best_bleu`` is the authority).
+
+        A validation appends its log line first, then saves `last`, then `best` if it is better
+        (``train``). A run stopped outright between these (``kill -9``, a power cut, a full
+        disk) leaves a log line, and maybe a `best`, that `last` does not know of, and the
+        resumed run does that validation again. So the log keeps only its lines of steps up to
+        `last`'s (rewritten whole, ``write_atomic``): each validation is in it once, as in a run
+        never stopped. If `last` has a better dev BLEU than `best` (a stop between the two
+        saves), `last` is the step of the best, and `best` is saved from it, as the unbroken run
+        saved it. A `best` of a step past `last`'s, which runs of before this order left (they
+        saved `best` first), is deleted: it would not belong to a resumed run stopped before that
+        step, and one that gets there saves it again, the same. Why trim rather than order the
+        writes: a log line written after `last` would be lost by a stop between the two, since
+        the resumed run does not validate that step again; written first, it can always be
+        dropped and done again."""
+        log = self.out / LOG
+        if log.is_file():
+            with doing("read", log):
+                lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for n, line in enumerate(lines, 1) if self._step_of(line, n) <= self.step]
+            if len(kept) < len(lines):
+                write_atomic(log, "".join(kept).encode("utf-8"))
+                print(f"{log}: dropped the lines of {len(lines) - len(kept)} validation(s) "
+                      f"past step {self.step}, `last`'s; this run does them again",
+                      file=sys.stderr)
+        try:
+            best = read_meta(self.out, "best")
+        except FileNotFoundError:
+            best = None
+        except (CheckpointError, OSError):
+            return  # a `best` that cannot be read is left as it is: nothing to compare
+        if best is not None and best["step"] > self.step:
+            remove_checkpoint(self.out, "best")
+            print(f"{self.out}: removed `best` of step {best['step']}, past `last` (step "
+                  f"{self.step}): this run saves it again if it gets there", file=sys.stderr)
+        elif self.best_bleu > (-1.0 if best is None else best["best_bleu"]):
+            self.save("best")
+            print(f"{self.out}: saved `best` of step {self.step} from `last`, which a stop "
+                  "between the two had left without it", file=sys.stderr)
+
+    def _step_of(self, line: str, n: int) -> int:
+        """The step of line ``n`` of the log; TrainingError if it is not a validation's."""
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            raise TrainingError(f"{self.out / LOG}:{n}: not a validation's line (no step); "
+                                "mend or remove it, then resume") from None
 
     def prepare_out(self) -> None:
         """The run directory, without the temporaries of ended runs' unfinished saves."""

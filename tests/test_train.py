@@ -841,6 +841,105 @@ def test_one_run_at_a_time_in_a_directory(corpus, tmp_path, capsys):
     assert not (out / ".lock").exists()  # deleted when the run ends
 
 
+# train.py in a child process, killed outright (SIGKILL) at POINT of the validation at STEP
+KILL_AT = """
+import json, os, signal, sys
+from minirnnsearch import checkpoint, training
+point, step = sys.argv[1], int(sys.argv[2])
+append_line, save_checkpoint, replace = training.append_line, training.save_checkpoint, os.replace
+saving = []  # the checkpoint being saved at STEP
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+def logged(path, line):
+    append_line(path, line)
+    if point == "after the log line" and json.loads(line)["step"] == step:
+        die()
+def saved(run_dir, name, params, opt_state, meta):
+    saving[:] = [name] if meta["step"] == step else []
+    npz = save_checkpoint(run_dir, name, params, opt_state, meta)
+    if point == "between the two checkpoints" and saving:
+        die()  # the first checkpoint of the validation saved, not the second
+    return npz
+def renamed(src, dst):
+    replace(src, dst)
+    if saving and point == f"between the renames of {saving[0]}" and str(dst).endswith(".npz"):
+        die()  # the new npz in place, the json not yet
+training.append_line, training.save_checkpoint, checkpoint.os.replace = logged, saved, renamed
+sys.exit(training.main(sys.argv[3:]))
+"""
+CLOCK = ("elapsed", "tokens_per_s", "valid_seconds")  # what two runs of the same state differ in
+
+
+@pytest.fixture(scope="module")
+def unbroken(corpus, tmp_path_factory):
+    """6 updates, validations at 2, 4 and 6."""
+    out = tmp_path_factory.mktemp("unbroken") / "run"
+    assert training.main(args(corpus, out, "--valid-every", "2", "--max-steps", "6")) == 0
+    return out
+
+
+def assert_same_run(a, b):
+    """`best` and `last` of runs ``a`` and ``b`` the same, their json included (which names
+    the npz by its SHA-256), the logs the same but for the clock, and no other file."""
+    for name in ("best", "last"):
+        assert checkpoint.load_checkpoint(a, name)[2] == checkpoint.load_checkpoint(b, name)[2]
+
+    def log(run):
+        return [{k: v for k, v in json.loads(x).items() if k not in CLOCK}
+                for x in (run / "log.jsonl").read_text().splitlines()]
+
+    assert log(a) == log(b)
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+
+
+@pytest.mark.parametrize(("point", "step"), [
+    ("after the log line", 4),
+    ("between the two checkpoints", 2),  # the first validation: `best` is saved too
+    ("between the renames of last", 4),
+    ("between the renames of best", 2),
+])
+def test_a_run_killed_at_any_moment_of_a_validation_resumes_as_the_unbroken_run(
+        corpus, unbroken, tmp_path, capsys, point, step):
+    """``kill -9`` right after a validation's log line, between its two checkpoints, or
+    between the two renames of a checkpoint's save; then --resume: each validation is in the
+    log once, and `best`, `last` and the log are those of the run never stopped."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, point, str(step),
+                           *args(corpus, run, "--valid-every", "2", "--max-steps", "6")],
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert training.main(args(corpus, run, "--resume", "--valid-every", "2",
+                              "--max-steps", "6")) == 0
+    assert_same_run(unbroken, run)
+
+
+def test_a_best_past_last_as_earlier_runs_left_it_is_not_kept(corpus, tmp_path, monkeypatch,
+                                                              capsys):
+    """Runs of before saved `best` before `last`: one killed between them has a `best` and a
+    log line of a step that `last` has not reached. The resumed run drops both at its start
+    (stopped before that step, it must not keep them) and saves them again, the same, when it
+    gets there."""
+    fast = ("--valid-every", "2", "--valid-size", "3")
+    a, b, c = (tmp_path / x for x in "abc")
+    for run, steps in ((a, 6), (b, 2), (c, 4)):
+        scripted_bleu(monkeypatch, [1.0, 2.0, 3.0])  # better at every validation
+        assert training.main(args(corpus, run, *fast, "--max-steps", str(steps))) == 0
+    for old in b.glob("best.*"):  # b as a kill after c's `best` of step 4 would have left it
+        old.unlink()
+    for new in c.glob("best.*"):
+        shutil.copy(new, b / new.name)
+    with open(b / "log.jsonl", "a") as f:
+        f.write((c / "log.jsonl").read_text().splitlines()[-1] + "\n")
+    assert log_steps(b) == [2, 4] and checkpoint.load_checkpoint(b, "best")[2]["step"] == 4
+    capsys.readouterr()
+    trainer(args(corpus, b, *fast, "--resume"), time.perf_counter)
+    assert not checkpoint.checkpoint_exists(b, "best") and log_steps(b) == [2]
+    assert f"{b}: removed `best` of step 4, past `last` (step 2)" in capsys.readouterr().err
+    scripted_bleu(monkeypatch, [2.0, 3.0])
+    assert training.main(args(corpus, b, *fast, "--max-steps", "6", "--resume")) == 0
+    assert_same_run(a, b)
+
+
 def test_a_run_of_checkpoint_format_1_translates_and_resumes(corpus, base_run, tmp_path):
     """Runs saved by format version 1 (NAME.npz beside NAME.json), as long runs in progress
     are, translate and resume exactly; the resumed run saves version 2."""
