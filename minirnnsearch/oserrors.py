@@ -6,10 +6,10 @@ full, read-only or over-quota file system, a directory that is not writable, a f
 a file that vanished between a check and its use, an input that cannot be read, a full stdout)
 ends the command with one line on stderr and exit status 1 (``STATUS``):
 
-    error: cannot write runs/x/last.npz: No space left on device
+    error: cannot write checkpoint runs/x/last: No space left on device
     error: cannot append to runs/x/log.jsonl: File too large
     error: cannot read data/train.en: Permission denied
-    error: interrupted, but cannot write runs/x/last.npz: No space left on device
+    error: interrupted, but cannot write checkpoint runs/x/last: No space left on device
 
 The operation and the file come from ``doing(operation, path)`` around the code that touches the
 file: NumPy, matplotlib and sentencepiece write through file objects and lose the name, and a
@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -132,6 +133,13 @@ def reports_os_errors(main: Callable[..., int]) -> Callable[..., int]:
 def temporary(path: Path) -> Path:
     """Where this process writes ``path`` before renaming it: ``.NAME.<pid>.tmp`` beside it."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def temporary_of(name: str) -> tuple[str, int] | None:
+    """(NAME, pid) if ``name`` is a file name ``temporary`` gives, ``.NAME.<pid>.tmp``; else
+    None."""
+    m = re.fullmatch(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.tmp", name)
+    return None if m is None else (m["name"], int(m["pid"]))
 
 
 def write_synced(path: Path, write: Callable[[IO[bytes]], Any]) -> None:

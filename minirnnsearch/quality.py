@@ -61,6 +61,7 @@ from .data.batching import make_batch
 from .data.io import DataError, read_lines, read_parallel
 from .data.subword import segmenters
 from .oserrors import make_dir, reports_os_errors, write_atomic
+from .runlock import RunInUse
 
 SIDES = ("ours", "torch")
 TORCH_LR = 1e-3       # torch.optim.Adam's default
@@ -129,8 +130,9 @@ def run_ours(args: argparse.Namespace, test_src: list[str], name: str) -> dict[s
     the best checkpoint, greedy and with beam 5."""
     from .translation import Translator
 
-    trainer = training.Trainer(args)
-    info = trainer.train()
+    with training.claim(args):  # the run directory, as train.py holds it
+        trainer = training.Trainer(args)
+        info = trainer.train()
     tr = Translator(args.out, "best", args.device)
     out = Path(args.out)
     hyps = {}
@@ -270,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         test_src = [s for s, _ in read_parallel(own.test_src, own.test_tgt)[0]]
         result = (run_ours(args, test_src, own.test_src) if own.side == "ours" else
                   run_torch(args, test_src, own.threads))
-    except (DataError, training.TrainingError) as e:
+    except (DataError, training.TrainingError, RunInUse) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result))

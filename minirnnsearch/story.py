@@ -12,9 +12,12 @@ minutes (``--minutes``). A budget in updates, not minutes, makes a model's resul
 what else the machine was doing. Every model gets the paper's initialisation and batches
 (``--init paper --sort-pool 20``, not train.py's defaults). Options the story does not know go
 to train.py as they are, after those (so ``--init fan-in`` given here wins).
-A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again): the record of
-its training, ``story.json`` beside its checkpoints, says how it stopped. A run without a record
-was interrupted (or trained elsewhere): ``--resume`` continues it from its last checkpoint.
+A run already in ``OUT/PAIR/VARIANT`` is reused (``--retrain`` trains it again, replacing it:
+train.py ``--overwrite``): the record of its training, ``story.json`` beside its checkpoints,
+says how it stopped. A run without a record was interrupted (or trained elsewhere): ``--resume``
+continues it from its last checkpoint. One stopped before its first validation (no ``best``) is
+neither reused nor trained over: train.py refuses its directory until ``--resume`` or
+``--retrain`` says which.
 The models are RNNencdec (one fixed vector for the whole sentence), the cursors (a latent
 monotone alignment summed out by dynamic programming over every position, or with ``--band w``
 only within w words of the diagonal in training), the hard-coded diagonal (two cursors
@@ -119,14 +122,15 @@ def story_argv(pair: str, variant: str, run: Path, args: argparse.Namespace,
     return argv + train_args
 
 
-def train(run: Path, argv: list[str], resume: bool = False
+def train(run: Path, argv: list[str], resume: bool = False, overwrite: bool = False
           ) -> tuple[int, dict[str, Any] | None]:
-    """Train one model into ``run`` with train.py's options ``argv`` (replacing its log and
-    record) and write its record; returns train.py's exit status and the record. With
-    ``resume``, continue the interrupted run in ``run`` from its last checkpoint instead
-    (train.py --resume, appending to its log): the record then says at which update it was
-    resumed and counts the minutes of its log before that (to its last validation) in
-    ``minutes``."""
+    """Train one model into ``run`` with train.py's options ``argv`` and write its record;
+    returns train.py's exit status and the record. A new run replaces the run there with
+    ``overwrite`` (train.py --overwrite, and its record goes) and is refused by train.py over
+    one without it. With ``resume``, continue the interrupted run in ``run`` from its last
+    checkpoint instead (train.py --resume, appending to its log): the record then says at which
+    update it was resumed and counts the minutes of its log before that (to its last
+    validation) in ``minutes``."""
     earlier = {}
     if resume:
         with doing("read", run / "last.json"):
@@ -136,10 +140,9 @@ def train(run: Path, argv: list[str], resume: bool = False
                 if (run / "log.jsonl").exists() else []
         earlier = dict(resumed_at=step, earlier_minutes=max(
             [r["elapsed"] / 60 for r in log if r["step"] <= step], default=0.0))
-    else:
-        for old in (run / "log.jsonl", run / RECORD):
-            old.unlink(missing_ok=True)
-    argv = argv + ["--resume"] * resume
+    elif overwrite:
+        (run / RECORD).unlink(missing_ok=True)  # a record of the run this one replaces
+    argv = argv + (["--resume"] if resume else ["--overwrite"] if overwrite else [])
     load_start, t0 = load_average(), time.perf_counter()
     code, result = training.run(argv)
     if code:
@@ -221,7 +224,7 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
               f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}",
               file=sys.stderr)
         code, records[variant] = train(
-            run, story_argv(pair, variant, run, args, train_args), resume)
+            run, story_argv(pair, variant, run, args, train_args), resume, args.retrain)
         if code:
             return code
     paths = builtin_corpus(training.DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
@@ -297,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one run directory per pair and model")
     ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
     ap.add_argument("--retrain", action="store_true",
-                    help="train even where a run exists (its log and record are replaced)")
+                    help="train even where a run exists, replacing it (its checkpoints, log "
+                         "and record; train.py --overwrite)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the runs that have checkpoints but no record (interrupted) "
                          "from their last checkpoint, as train.py --resume, instead of reusing "

@@ -1,7 +1,11 @@
 """Training: data in, checkpoints and a log out. ``train.py`` is the command-line front end.
 
-One run directory holds ``best.npz/json`` (the best dev BLEU), ``last.npz/json`` (the latest
-state, for ``--resume``) and ``log.jsonl`` (one line per validation). Resuming continues exactly:
+One run directory holds the checkpoints ``best`` (the best dev BLEU) and ``last`` (the latest
+state, for ``--resume``), each a json and the npz it names (``checkpoint``), ``log.jsonl`` (one
+line per validation) and with ``--subword`` the subword model. A run holds its directory for
+its whole life (``runlock``: a second run there is refused, naming the first), and a new run
+refuses a directory that holds a run, before writing anything, unless ``--overwrite`` (which
+removes that run's files, ``run_files``, first). Resuming continues exactly:
 the batches of an epoch are a function of (seed, epoch), and the checkpoint stores the position
 in the epoch and the optimiser state, so step n after a resume equals step n of an unbroken run
 bit for bit; so a resumed run keeps the run's settings, and refuses another value of one on
@@ -36,7 +40,10 @@ from .backend import Backend, DeviceError, get_backend, to_host
 from .checkpoint import (
     CheckpointError,
     checkpoint_exists,
+    is_checkpoint_file,
     load_checkpoint,
+    read_meta,
+    remove_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
 )
@@ -57,10 +64,17 @@ from .data.batching import (
 )
 from .data.corpus import PAIRS, builtin_corpus, target_language
 from .data.io import DataError, read_parallel
-from .data.subword import Segmenter, WordSegmenter, segmenters, train_subword
+from .data.subword import MODEL_FILE, Segmenter, WordSegmenter, segmenters, train_subword
 from .data.vocab import Vocab, vocab_size
 from .optim import clip_grad_norm, make_optimizer
-from .oserrors import append_line, make_dir, reports_os_errors
+from .oserrors import (
+    append_line,
+    doing,
+    make_dir,
+    reports_os_errors,
+    write_atomic,
+)
+from .runlock import RunInUse, RunLock
 
 DEFAULT_CORPUS_CACHE = Path(".cache") / "corpus"
 # Adam's usual 1e-3 reached dev loss 3.09 after 500 updates on the built-in corpus, 3e-3 reached
@@ -69,6 +83,8 @@ ADAM_LR = 3e-3
 LOG_EVERY = 20  # updates between two reads of the training loss (each read waits for a GPU)
 PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (out_of_patience,
 # with a tolerance: sacrebleu's perfect score is 100 * exp(log(100)), a rounding away from 100)
+CHECKPOINTS = ("best", "last")
+LOG = "log.jsonl"  # one line per validation
 
 
 class TrainingError(RuntimeError):
@@ -187,7 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its last checkpoint, exactly. A resumed "
                         "run takes --epochs, --max-steps, --max-time, --valid-every, --patience, "
                         "--device and --quiet from the command line; every other option is the "
-                        "run's own, and a different value is refused")
+                        "run's own, and a different value is refused (not with --overwrite)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start a new run in --out even if it holds one: first remove that run's "
+                        "files (best.json, last.json and their npz files, log.jsonl, "
+                        "subword.model); other files stay. Without it a new run refuses a "
+                        "directory that holds a run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -197,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 # is fixed by the run (``run_settings``), so that a resumed run computes what an unbroken run
 # computes; a different value on the command line is refused (``refuse_changes``).
 TAKEN_ON_RESUME = ("epochs", "max_steps", "max_time", "valid_every", "patience", "device",
-                   "quiet", "out", "resume")
+                   "quiet", "out", "resume", "overwrite")
 DATA_FILES = ("train_src", "train_tgt", "dev_src", "dev_tgt")
 # what a setting of None means, for the refusal's message
 NONE_MEANS = {"subword": "whole words", "pair": "its own data files",
@@ -264,6 +285,65 @@ def given_options(ap: argparse.ArgumentParser, argv: list[str] | None) -> list[s
     unset = object()
     probe = argparse.Namespace(**dict.fromkeys(vars(ap.parse_args(argv)), unset))
     return [k for k, v in vars(ap.parse_args(argv, namespace=probe)).items() if v is not unset]
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files of a run in ``out``, train.py's own: the checkpoints ``best`` and ``last`` (each
+    its json and npz files), log.jsonl and subword.model. What a new run refuses to write over
+    and what --overwrite removes; never another file (a user's notes, the story's story.json,
+    the lock, a temporary: ``prepare_out`` removes those of checkpoints once their process has
+    ended)."""
+    if not out.is_dir():
+        return []
+
+    def of_the_run(file: str) -> bool:
+        return (any(is_checkpoint_file(file, name) for name in CHECKPOINTS)
+                or file in (LOG, MODEL_FILE))
+
+    return sorted(p for p in out.iterdir() if p.is_file() and of_the_run(p.name))
+
+
+def held_run(out: Path, files: list[Path]) -> str:
+    """Why a new run refuses ``out``, which holds the run files ``files``, and the ways on: the
+    run's step and best dev BLEU from its ``last`` checkpoint, or the files if it cannot be
+    read."""
+    try:
+        meta = read_meta(out, "last")
+        bleu = (f"best dev BLEU {meta['best_bleu']:.2f}" if meta["best_bleu"] >= 0
+                else "no validation yet")
+        return (f"{out} holds a run (step {meta['step']}, {bleu}); continue it with --resume, "
+                "replace it with --overwrite, or choose another --out")
+    except (CheckpointError, OSError, KeyError, TypeError, ValueError):
+        return (f"{out} holds files of a run ({', '.join(p.name for p in files)}) without a "
+                "readable checkpoint 'last' to continue; replace them with --overwrite, or "
+                "choose another --out")
+
+
+def claim(args: argparse.Namespace, root: bool = True
+          ) -> contextlib.AbstractContextManager[Any]:
+    """The run directory ``args.out``, held for the run (``RunLock``; under MPI by rank 0, the
+    ``root``, and the other ranks hold nothing) before anything is written in it: RunInUse if
+    another process holds it. Then a new run (no --resume) refuses a directory that holds a run
+    (TrainingError, ``held_run``), or with --overwrite removes that run's files
+    (``run_files``). Returns the lock, to release when the run ends."""
+    if not root:
+        return contextlib.nullcontext()
+    out = Path(args.out)
+    lock = RunLock(out)
+    try:
+        files = [] if args.resume else run_files(out)
+        if files and not args.overwrite:
+            raise TrainingError(held_run(out, files))
+        for path in files:
+            with doing("remove", path):
+                path.unlink()
+        if files:
+            print(f"{out}: --overwrite removed the earlier run's "
+                  f"{', '.join(p.name for p in files)}", file=sys.stderr)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 @dataclass
@@ -439,8 +519,8 @@ class Trainer:
             self.cfg = model.Config.from_dict(meta["config"])
             expected = model.param_shapes(self.cfg)
             if {k: v.shape for k, v in params.items()} != expected:
-                raise CheckpointError(f"{self.out}/last.npz: parameters do not match the "
-                                      "configuration stored beside them")
+                raise CheckpointError(f"checkpoint {self.out / 'last'}: parameters do not "
+                                      "match the configuration stored with them")
             self.params = {k: self.backend.asarray(params[k]) for k in expected}
             self.opt = make_optimizer(args.optimizer, self.params, args.lr)
             self.opt.load_state_dict({k: self.backend.asarray(v) for k, v in opt_state.items()})
@@ -459,6 +539,8 @@ class Trainer:
                   f"{padding_share(self.lengths, self.order):.1%} of their cells padding "
                   f"(--sort-pool {args.sort_pool})", file=sys.stderr)
         self.signature_shown = False
+        if resumed is not None and self.group.is_root:
+            self.agree_with_last()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -489,9 +571,10 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> dict:
+    def validate(self, train_loss: float, tokens_per_s: float, elapsed: float) -> bool:
         """Dev BLEU (greedy) and dev loss, one line of log.jsonl with ``valid_seconds``, the
-        validation's own time (``elapsed`` is the time before it); `best` saved if better.
+        validation's own time (``elapsed`` is the time before it); whether the dev BLEU is the
+        best yet (then ``train`` saves `best`, after `last`).
 
         Only the validations every --valid-every updates steer the schedule (--lr-decay and
         --patience, against the best of them, ``schedule_best``); the one at a stop between
@@ -512,7 +595,7 @@ class Trainer:
                       dev_bleu=score, lr=self.opt.lr, tokens_per_s=tokens_per_s, elapsed=elapsed,
                       valid_seconds=self.clock() - t0, valid_every=self.args.valid_every,
                       patience=self.args.patience)
-        append_line(self.out / "log.jsonl", json.dumps(record))  # whole or not at all
+        append_line(self.out / LOG, json.dumps(record))  # whole or not at all
         improved = score > self.best_bleu
         if improved:
             self.best_bleu = score
@@ -526,9 +609,7 @@ class Trainer:
         tqdm.write(f"step {self.step}: dev loss {record['dev_loss']:.3f}, dev BLEU {score:.2f}"
                    f"{' (best)' if improved else ''}, {tokens_per_s:.0f} tokens/s\n"
                    f"  sample: {detok[k]}\n  ref:    {self.corpus.dev_ref[k]}", file=sys.stderr)
-        if improved:
-            self.save("best")
-        return record
+        return improved
 
     def decay_lr(self) -> None:
         """After a validation without a better dev BLEU: lr <- lr * --lr-decay (1: unchanged).
@@ -560,9 +641,13 @@ class Trainer:
                     self.log(meter, bar)  # the NaN check, before anything is saved
                 if validating:
                     train_loss = meter.interval_loss()  # every rank starts the next interval
-                    if self.group.is_root:
-                        self.validate(train_loss, meter.tokens_per_s, elapsed)  # `best` if better
+                    # rank 0 validates: its log line, then `last`, then `best` if better, in
+                    # this order (``agree_with_last`` says why)
+                    better = (self.group.is_root
+                              and self.validate(train_loss, meter.tokens_per_s, elapsed))
                     self.save("last")
+                    if better:
+                        self.save("best")
                     # rank 0 keeps the validation record, so its patience decides
                     stop = self.group.agree_stop(self.out_of_patience() or stop)
                     self.opt.lr = self.group.from_root(self.opt.lr)  # as rank 0's dev BLEU says
@@ -577,6 +662,56 @@ class Trainer:
             raise
         bar.close()
         return self.finish(stop, self.clock() - start)
+
+    def agree_with_last(self) -> None:
+        """On a resume, before it writes anything else: the log and `best` made to agree with
+        `last`, the state the run resumes from (and its ``best_bleu`` is the authority).
+
+        A validation appends its log line first, then saves `last`, then `best` if it is better
+        (``train``). A run stopped outright between these (``kill -9``, a power cut, a full
+        disk) leaves a log line, and maybe a `best`, that `last` does not know of, and the
+        resumed run does that validation again. So the log keeps only its lines of steps up to
+        `last`'s (rewritten whole, ``write_atomic``): each validation is in it once, as in a run
+        never stopped. If `last` has a better dev BLEU than `best` (a stop between the two
+        saves), `last` is the step of the best, and `best` is saved from it, as the unbroken run
+        saved it. A `best` of a step past `last`'s, which runs of before this order left (they
+        saved `best` first), is deleted: it would not belong to a resumed run stopped before that
+        step, and one that gets there saves it again, the same. Why trim rather than order the
+        writes: a log line written after `last` would be lost by a stop between the two, since
+        the resumed run does not validate that step again; written first, it can always be
+        dropped and done again."""
+        log = self.out / LOG
+        if log.is_file():
+            with doing("read", log):
+                lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for n, line in enumerate(lines, 1) if self._step_of(line, n) <= self.step]
+            if len(kept) < len(lines):
+                write_atomic(log, "".join(kept).encode("utf-8"))
+                print(f"{log}: dropped the lines of {len(lines) - len(kept)} validation(s) "
+                      f"past step {self.step}, `last`'s; this run does them again",
+                      file=sys.stderr)
+        try:
+            best = read_meta(self.out, "best")
+        except FileNotFoundError:
+            best = None
+        except (CheckpointError, OSError):
+            return  # a `best` that cannot be read is left as it is: nothing to compare
+        if best is not None and best["step"] > self.step:
+            remove_checkpoint(self.out, "best")
+            print(f"{self.out}: removed `best` of step {best['step']}, past `last` (step "
+                  f"{self.step}): this run saves it again if it gets there", file=sys.stderr)
+        elif self.best_bleu > (-1.0 if best is None else best["best_bleu"]):
+            self.save("best")
+            print(f"{self.out}: saved `best` of step {self.step} from `last`, which a stop "
+                  "between the two had left without it", file=sys.stderr)
+
+    def _step_of(self, line: str, n: int) -> int:
+        """The step of line ``n`` of the log; TrainingError if it is not a validation's."""
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            raise TrainingError(f"{self.out / LOG}:{n}: not a validation's line (no step); "
+                                "mend or remove it, then resume") from None
 
     def prepare_out(self) -> None:
         """The run directory, without the temporaries of ended runs' unfinished saves."""
@@ -687,12 +822,12 @@ class Trainer:
                   file=sys.stderr)
         else:
             self.save("last")
-            print(f"{why}: saved {self.out / 'last.npz'} at step {self.step}; "
+            print(f"{why}: saved checkpoint {self.out / 'last'} at step {self.step}; "
                   f"continue with --resume --out {self.out}", file=sys.stderr)
 
     def finish(self, stop: str, elapsed: float) -> dict[str, Any]:
         print(f"stopped: {stop}. {self.step} updates, {elapsed / 60:.1f} minutes.\n"
-              f"best dev BLEU {self.best_bleu:.2f}: {self.out / 'best.npz'}\n"
+              f"best dev BLEU {self.best_bleu:.2f}: checkpoint {self.out / 'best'}\n"
               f"translate with: python translate.py --model {self.out} < input.txt",
               file=sys.stderr)
         return dict(step=self.step, epochs=self.epoch + self.pos / self.epoch_size,
@@ -718,15 +853,18 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any] | None]:
         if "pair" in given and (args.train_src or args.train_tgt):
             ap.error("--pair chooses a built-in corpus: give it or your own files "
                      "(--train-src ...), not both")
+    if args.overwrite and args.resume:
+        ap.error("--overwrite starts a new run and --resume continues one: give one of them")
     group = distributed.init()
-    one_line = (DataError, CheckpointError, DeviceError, TrainingError)
+    one_line = (DataError, CheckpointError, DeviceError, TrainingError, RunInUse)
     # SIGTERM like Ctrl-C; under MPI the session's own handlers take both signals over (every
     # rank sets a flag and all stop after the same step)
     with sigterm_like_ctrl_c(), group.session():  # under MPI: only rank 0 prints
         try:
-            trainer = group.together(lambda: Trainer(args, group, given=given),
-                                     (*one_line, OSError))
-            result = trainer.train()
+            with group.together(lambda: claim(args, group.is_root), (*one_line, OSError)):
+                trainer = group.together(lambda: Trainer(args, group, given=given),
+                                         (*one_line, OSError))
+                result = trainer.train()
         except (*one_line, distributed.RankError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2, None

@@ -1,6 +1,8 @@
 """Shared test helpers."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +53,21 @@ def assert_kept(run: Path, before: dict[str, bytes]) -> None:
     assert log.startswith(before["log.jsonl"]) and log.endswith(b"\n")
     for line in log.decode("utf-8").splitlines():
         json.loads(line)
+
+
+HOLD = """
+import sys, time
+from minirnnsearch.runlock import RunLock
+lock = RunLock(sys.argv[1])
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def hold_run(run: Path) -> subprocess.Popen:
+    """A child process holding the run directory ``run`` (``runlock.RunLock``) until it is
+    killed, returned once it holds it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "held\n"
+    return proc

@@ -1,7 +1,6 @@
 """Checkpoints: exact round trip, every way a checkpoint can be bad, and saves that stop
 half-way."""
 
-import contextlib
 import json
 import os
 import re
@@ -12,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from minirnnsearch import checkpoint, training
+from minirnnsearch import checkpoint
 from minirnnsearch.backend import get_backend, to_host
 from minirnnsearch.checkpoint import (
     FORMAT_VERSION,
@@ -49,10 +48,16 @@ def assert_loads(run_dir, name, expected):
         np.testing.assert_array_equal(params[k], expected[0][k])
 
 
+def named_npz(run_dir, name):
+    """The npz that checkpoint ``name``'s json names."""
+    return run_dir / json.loads((run_dir / f"{name}.json").read_text())["npz"]
+
+
 def test_round_trip_is_exact(tmp_path):
     params, opt, meta = state()
     npz = save_checkpoint(tmp_path / "runs" / "a", "best", params, opt, meta)
-    assert npz == tmp_path / "runs" / "a" / "best.npz"
+    assert npz == named_npz(tmp_path / "runs" / "a", "best")
+    assert re.fullmatch(r"best\.[0-9a-f]{16}\.npz", npz.name)
     assert checkpoint_exists(tmp_path / "runs" / "a", "best")
     assert not checkpoint_exists(tmp_path / "runs" / "a", "last")
     p2, o2, m2 = load_checkpoint(tmp_path / "runs" / "a", "best")
@@ -62,7 +67,8 @@ def test_round_trip_is_exact(tmp_path):
             assert loaded[k].dtype == saved[k].dtype and isinstance(loaded[k], np.ndarray)
             np.testing.assert_array_equal(loaded[k], saved[k])
     assert {k: m2[k] for k in meta} == meta and m2["format_version"] == FORMAT_VERSION
-    assert sorted(p.name for p in npz.parent.iterdir()) == ["best.json", "best.npz"]
+    assert m2["npz_sha256"].startswith(npz.name.split(".")[1])
+    assert sorted(p.name for p in npz.parent.iterdir()) == sorted(["best.json", npz.name])
 
 
 def test_device_arrays_are_saved_and_training_continues_bitwise(tmp_path):
@@ -89,8 +95,12 @@ def test_missing_directory_empty_directory_and_missing_checkpoint(tmp_path):
     fails(tmp_path, r"no checkpoint 'best' \(there: none\)", tmp_path)
     save_checkpoint(tmp_path, "last", *state())
     fails(tmp_path, r"no checkpoint 'best' \(there: last\)", tmp_path)
+    npz = named_npz(tmp_path, "last")
     (tmp_path / "last.json").unlink()
     fails(tmp_path / "last.json", "missing, so checkpoint 'last' is incomplete", tmp_path, "last")
+    save_checkpoint(tmp_path, "last", *state())
+    npz.unlink()
+    fails(npz, "missing, so checkpoint 'last' is incomplete", tmp_path, "last")
 
 
 def test_truncated_npz(tmp_path):
@@ -117,14 +127,13 @@ def test_other_format_version(tmp_path):
     save_checkpoint(tmp_path, "best", *state())
     js = tmp_path / "best.json"
     js.write_text(json.dumps({**json.loads(js.read_text()), "format_version": 0}))
-    fails(js, "written by format version 0, this is version 1", tmp_path)
+    fails(js, "written by format version 0, this code reads versions 1 and 2", tmp_path)
 
 
 def replace_npz(tmp_path, write):
-    """Put another file in place of best.npz, with a json fingerprint that matches it, so only
+    """Put another file in place of best's npz, with a json fingerprint that matches it, so only
     the content of the npz is wrong."""
-    save_checkpoint(tmp_path, "best", *state())
-    npz, js = tmp_path / "best.npz", tmp_path / "best.json"
+    npz, js = save_checkpoint(tmp_path, "best", *state()), tmp_path / "best.json"
     with open(npz, "wb") as f:
         write(f)
     doc = json.loads(js.read_text())
@@ -145,11 +154,9 @@ def test_pickled_object_arrays_are_refused(tmp_path):
 
 
 def test_mismatched_pair_is_detected(tmp_path):
-    save_checkpoint(tmp_path, "best", *state(0))
-    old_json = (tmp_path / "best.json").read_text()
-    save_checkpoint(tmp_path, "best", *state(1))
-    (tmp_path / "best.json").write_text(old_json)
-    fails(tmp_path / "best.npz", "does not match best.json", tmp_path)
+    npz = save_checkpoint(tmp_path, "best", *state(0))
+    npz.write_bytes(save_checkpoint(tmp_path / "other", "best", *state(1)).read_bytes())
+    fails(npz, "does not match best.json", tmp_path)
 
 
 def interrupt_on_call(monkeypatch, target, attr, n):
@@ -176,106 +183,126 @@ def interrupt_on_call(monkeypatch, target, attr, n):
 def test_interrupted_save_keeps_the_good_checkpoint(tmp_path, monkeypatch, target, attr, n):
     good = state(0)
     interrupt_on_call(monkeypatch, target, attr, n)
-    save_checkpoint(tmp_path, "last", *good)
+    npz = save_checkpoint(tmp_path, "last", *good)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path, "last", *state(1))
     monkeypatch.undo()
     assert_loads(tmp_path, "last", good)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.json", npz.name])
 
 
 def test_unserialisable_meta_keeps_the_good_checkpoint(tmp_path):
     good = state(0)
-    save_checkpoint(tmp_path, "best", *good)
+    good_npz = save_checkpoint(tmp_path, "best", *good)
     params, opt, meta = state(1)
     with pytest.raises(TypeError):
         save_checkpoint(tmp_path, "best", params, opt, {**meta, "step": object()})
     assert_loads(tmp_path, "best", good)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["best.json", good_npz.name])
 
 
-@pytest.mark.parametrize(("sig", "handled", "raised"), [
-    (signal.SIGINT, contextlib.nullcontext, KeyboardInterrupt),
-    (signal.SIGTERM, training.sigterm_like_ctrl_c, training.Terminated),
-])
-def test_a_signal_between_the_two_renames_is_held_back(tmp_path, monkeypatch, sig, handled,
-                                                       raised):
-    """Ctrl-C, or SIGTERM under training's handler, right after the npz is renamed: the json is
-    renamed too, then the signal's exception; every handler is as it was before."""
-    save_checkpoint(tmp_path, "last", *state(0))
-    real, before = os.replace, signal.getsignal(sig)
-
-    def replace_then_signal(src, dst):
-        real(src, dst)
-        if str(dst).endswith(".npz"):
-            os.kill(os.getpid(), sig)
-
-    monkeypatch.setattr(checkpoint.os, "replace", replace_then_signal)
-    new = state(1)
-    with pytest.raises(raised), handled():
-        save_checkpoint(tmp_path, "last", *new)
-    monkeypatch.undo()
-    assert signal.getsignal(sig) is before
-    assert_loads(tmp_path, "last", new)
-
-
-def test_crash_between_the_two_renames_is_detected(tmp_path, monkeypatch):
-    """A hard stop after the npz rename (simulated by the json rename failing) leaves a new npz
-    beside the old json: refused by the fingerprint, never loaded as if they belonged together."""
-    save_checkpoint(tmp_path, "last", *state(0))
+def test_a_stop_between_the_two_renames_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C after the new npz is renamed, before the json is: the json still names the old
+    npz, which loads; the new npz, which no json names, goes with the next save."""
+    good = state(0)
+    old = save_checkpoint(tmp_path, "last", *good)
     interrupt_on_call(monkeypatch, checkpoint.os, "replace", 2)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path, "last", *state(1))
     monkeypatch.undo()
-    fails(tmp_path / "last.npz", "does not match last.json", tmp_path, "last")
+    assert_loads(tmp_path, "last", good)
+    assert named_npz(tmp_path, "last") == old
+    newer = save_checkpoint(tmp_path, "last", *state(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.json", newer.name])
 
 
-# a child process saving `last` twice: the second save is stopped by `how` (what it sends itself)
+def write_version_1(run_dir, name, params, opt, meta):
+    """Checkpoint ``name`` as format version 1 wrote it: NAME.npz, and NAME.json with the
+    npz's SHA-256 but no name of it."""
+    npz = run_dir / f"{name}.npz"
+    np.savez(npz, **{f"param/{k}": v for k, v in params.items()},
+             **{f"optim/{k}": v for k, v in opt.items()})
+    doc = {**meta, "format_version": 1, "npz_sha256": checkpoint._sha256(npz)}
+    (run_dir / f"{name}.json").write_text(json.dumps(doc))
+
+
+def test_a_checkpoint_of_format_version_1_loads_and_its_next_save_replaces_it(tmp_path):
+    """Runs saved by format version 1 (NAME.npz beside NAME.json) load as they did, nothing of
+    theirs counts as left over, and the next save of one checkpoint writes version 2 and deletes
+    its NAME.npz, leaving the other checkpoint as it was."""
+    good = state(0)
+    for name in ("best", "last"):
+        write_version_1(tmp_path, name, *good)
+    assert checkpoint_exists(tmp_path, "last")
+    assert_loads(tmp_path, "last", good)
+    assert load_checkpoint(tmp_path, "last")[2]["format_version"] == 1
+    assert remove_stale_temporaries(tmp_path) == []
+    npz = save_checkpoint(tmp_path, "last", *state(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["best.json", "best.npz", "last.json", npz.name])
+    assert load_checkpoint(tmp_path, "last")[2]["format_version"] == FORMAT_VERSION == 2
+    assert_loads(tmp_path, "last", state(1))
+    assert_loads(tmp_path, "best", good)
+
+
+# a child process saving `last` twice, killed (SIGKILL) at `point` of the second save
 SAVE_AND_DIE = """
 import os, signal, sys
 import numpy as np
 from minirnnsearch import checkpoint
-run, how = sys.argv[1], sys.argv[2]
+run, point = sys.argv[1], sys.argv[2]
 def state(x):
     return {"W_o": np.full((2, 3), x, np.float32)}, {}, {"step": int(x)}
 checkpoint.save_checkpoint(run, "last", *state(1))
-real = os.replace
+real_replace, real_remove = os.replace, checkpoint.remove_quietly
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
 def replace(src, dst):
-    if how == "kill -9" and str(dst).endswith(".npz"):
-        os.kill(os.getpid(), signal.SIGKILL)  # both temporaries written, nothing renamed
-    real(src, dst)
-    if how == "SIGTERM" and str(dst).endswith(".npz"):
-        os.kill(os.getpid(), signal.SIGTERM)  # default handler: ends the process
+    if point == "before the renames" and str(dst).endswith(".npz"):
+        die()  # both temporaries written, nothing renamed
+    real_replace(src, dst)
+    if point == "between the renames" and str(dst).endswith(".npz"):
+        die()  # the new npz in place beside the old, the json the old one
+def remove_quietly(path):
+    if point == "after the renames" and str(path).endswith(".npz"):
+        die()  # the new json naming the new npz, the old npz not deleted yet
+    real_remove(path)
 checkpoint.os.replace = replace
+checkpoint.remove_quietly = remove_quietly
 checkpoint.save_checkpoint(run, "last", *state(2))
 print("not reached")
 """
 
 
-def die_while_saving(run, how):
-    """(pid, return code, stdout) of the child once it has ended."""
-    proc = subprocess.Popen([sys.executable, "-c", SAVE_AND_DIE, str(run), how],
+def child_npz(tmp_path, x):
+    """The npz name of the child's checkpoint of step ``x`` (npz files are deterministic)."""
+    return save_checkpoint(tmp_path / f"as-child-{x}", "last",
+                           {"W_o": np.full((2, 3), x, np.float32)}, {}, {"step": x}).name
+
+
+@pytest.mark.parametrize(("point", "step"), [
+    ("before the renames", 1), ("between the renames", 1), ("after the renames", 2)])
+def test_kill_9_at_any_moment_of_a_save_leaves_a_checkpoint_that_loads(tmp_path, point, step):
+    """``kill -9`` at each moment of a save (before its renames, between them, before it
+    deletes the old npz): the checkpoint loads, the old one until the json is renamed and the
+    new one from then on; what the save left (its temporaries, an npz that no json names) is
+    removed when the next run starts (``remove_stale_temporaries``), and nothing else."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_AND_DIE, str(run), point],
                             stdout=subprocess.PIPE, text=True)
     out = proc.communicate(timeout=120)[0]
-    return proc.pid, proc.returncode, out
-
-
-def test_sigterm_with_the_default_handler_ends_the_process_after_both_renames(tmp_path):
-    _, code, out = die_while_saving(tmp_path, "SIGTERM")
-    assert code == -signal.SIGTERM and "not reached" not in out
-    params, _, meta = load_checkpoint(tmp_path, "last")
-    assert meta["step"] == 2 and params["W_o"][0, 0] == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
-
-
-def test_kill_9_during_a_save_leaves_temporaries_removed_later(tmp_path):
-    pid, code, _ = die_while_saving(tmp_path, "kill -9")
-    assert code == -signal.SIGKILL
-    assert load_checkpoint(tmp_path, "last")[2]["step"] == 1  # the good checkpoint survives
-    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
-    assert left == [f".last.json.{pid}.tmp", f".last.npz.{pid}.tmp"]
-    assert [p.name for p in remove_stale_temporaries(tmp_path)] == left
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
+    assert proc.returncode == -signal.SIGKILL and "not reached" not in out
+    params, _, meta = load_checkpoint(run, "last")
+    assert meta["step"] == step and params["W_o"][0, 0] == step
+    assert meta["npz"] == child_npz(tmp_path, step)
+    temporaries = [f".last.json.{proc.pid}.tmp", f".last.npz.{proc.pid}.tmp"]
+    left = {"before the renames": temporaries,
+            "between the renames": [temporaries[0], child_npz(tmp_path, 2)],
+            "after the renames": [child_npz(tmp_path, 1)]}[point]
+    assert sorted(p.name for p in run.iterdir()) == sorted(["last.json", meta["npz"], *left])
+    assert sorted(p.name for p in remove_stale_temporaries(run)) == sorted(left)
+    assert sorted(p.name for p in run.iterdir()) == sorted(["last.json", meta["npz"]])
+    assert load_checkpoint(run, "last")[2]["step"] == step
 
 
 def test_only_temporaries_of_ended_processes_are_removed(tmp_path):

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_kept, files_of, grads64_batches, grads64_config, small_corpus
+from helpers import (
+    assert_kept,
+    files_of,
+    grads64_batches,
+    grads64_config,
+    hold_run,
+    small_corpus,
+)
 from test_train import args
 
 from minirnnsearch import checkpoint, distributed, model, training
@@ -192,7 +199,7 @@ def test_resume_across_rank_counts(corpus, one_rank, tmp_path):
 def test_sigterm_on_one_rank_stops_both_and_one_process_resumes(corpus, one_rank, tmp_path):
     code, err = mpirun("sigterm", 1, 4, "--", *args(corpus, tmp_path, "--max-steps", "6"))
     assert code == 130, err
-    assert f"interrupted: saved {tmp_path / 'last.npz'} at step 4" in err
+    assert f"interrupted: saved checkpoint {tmp_path / 'last'} at step 4" in err
     assert training.main(args(corpus, tmp_path, "--max-steps", "6", "--resume")) == 0
     assert_same_run(one_rank, checkpoint.load_checkpoint(tmp_path, "last")[0])
 
@@ -249,8 +256,9 @@ def test_rank_0_unable_to_write_ends_every_rank_in_one_line(corpus, tmp_path):
     assert code != 0
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors == err.strip().splitlines()[-1:], err
-    assert re.fullmatch(rf"error on rank 0 of 2: cannot write {re.escape(str(tmp_path))}/"
-                        r"(best|last)\.npz: File too large; stopping every rank", errors[0])
+    assert re.fullmatch(rf"error on rank 0 of 2: cannot write checkpoint "
+                        rf"{re.escape(str(tmp_path))}/(best|last): File too large; stopping "
+                        "every rank", errors[0])
     assert "Traceback" not in err and "MPI_Abort" not in err
     assert_kept(tmp_path, before)
 
@@ -261,6 +269,24 @@ def test_ranks_that_start_from_different_states_refuse(corpus, tmp_path):
     assert code == 2, err
     assert err.strip().splitlines()[-1] == ("error: the parameters, optimiser state and position "
                                             "of rank(s) 1 differ from rank 0's")
+
+
+@needs_mpi
+def test_a_directory_in_use_refuses_two_ranks_in_one_line_from_rank_0(corpus, tmp_path):
+    """Rank 0 holds the run directory for the ranks: held by another process, it stops them all
+    before anything is written, naming that process."""
+    holder = hold_run(tmp_path)
+    try:
+        code, err = mpirun("train", "--", *args(corpus, tmp_path, "--max-steps", "3"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 2, err
+    first, *rest = err.strip().splitlines()
+    assert first.startswith("distributed: 2 ranks, process ids ")
+    assert len(rest) == 1 and rest[0].startswith(
+        f"error: rank 0: {tmp_path} is in use by process {holder.pid} ({sys.executable} -c ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]  # the holder's, left
 
 
 @needs_mpi

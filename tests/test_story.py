@@ -1,14 +1,18 @@
 """The story command: every variant on both pairs under a budget in updates, its record and
-table, the figures, reuse of existing runs and --retrain."""
+table, the figures, reuse of existing runs, --retrain and --resume, and runs never trained over
+by accident."""
 
 import functools
 import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
+from helpers import hold_run
 from PIL import Image
 
-from minirnnsearch import story, training
+from minirnnsearch import model, story, training
 from minirnnsearch.data import corpus
 from minirnnsearch.data.batching import epoch_batches
 
@@ -28,6 +32,11 @@ def small_corpus(tmp_path, monkeypatch):
 
 def lines(path):
     return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def last_npz(run):
+    """The bytes of the npz that ``run``'s last checkpoint names."""
+    return (run / json.loads((run / "last.json").read_text())["npz"]).read_bytes()
 
 
 def test_story_trains_every_variant_on_both_pairs_and_draws_the_figures(small_corpus, capsys):
@@ -104,7 +113,7 @@ def test_resume_continues_an_interrupted_run_exactly(small_corpus, capsys):
     args = [*TINY, "--test-size", "3", "--max-steps", "6"]
     assert story.main(args) == 0                      # every model to 6 updates, unbroken
     run = small_corpus / "runs" / "en-fr" / "rnnsearch"
-    unbroken = (run / "last.npz").read_bytes(), lines(run / "log.jsonl")
+    unbroken = last_npz(run), lines(run / "log.jsonl")
     # the same model stopped at 4 updates, as by Ctrl-C: a checkpoint, no record
     assert story.main([*args, "--retrain", "--max-steps", "4"]) == 0
     (run / "story.json").unlink()
@@ -115,7 +124,7 @@ def test_resume_continues_an_interrupted_run_exactly(small_corpus, capsys):
     captured = capsys.readouterr()
     assert "rnnsearch: resuming runs/en-fr/rnnsearch" in captured.err
     assert captured.err.count(": reusing runs/") == len(story.ORDER) - 1  # the others kept
-    assert (run / "last.npz").read_bytes() == unbroken[0]  # as if never interrupted
+    assert last_npz(run) == unbroken[0]  # as if never interrupted
     log = lines(run / "log.jsonl")
     assert [r["step"] for r in log] == [r["step"] for r in unbroken[1]] == [2, 4, 6]
     assert [r["dev_bleu"] for r in log] == [r["dev_bleu"] for r in unbroken[1]]
@@ -126,3 +135,42 @@ def test_resume_continues_an_interrupted_run_exactly(small_corpus, capsys):
     label = story.LABELS["rnnsearch"]
     assert f"| {label} | 6 | " in captured.out
     assert "| --max-steps 6 reached (resumed at 4) |" in captured.out
+
+
+def test_a_run_stopped_before_its_first_validation_is_not_trained_over(small_corpus, capsys,
+                                                                       monkeypatch):
+    """A model interrupted before its first validation (a `last`, no `best`, no record) is
+    neither reused nor trained again from scratch: train.py refuses its directory, keeping
+    its files, and names the ways on; a run held by another process is refused, naming it; and
+    --resume continues the run once it is free."""
+    real, calls = model.loss_and_grads, []
+
+    def interrupted(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(model, "loss_and_grads", interrupted)
+    assert story.main([*TINY, "--test-size", "3"]) == 130
+    monkeypatch.setattr(model, "loss_and_grads", real)
+    run = Path("runs") / "en-fr" / "encdec"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert "best.json" not in before and "last.json" in before
+    capsys.readouterr()
+    assert story.main([*TINY, "--test-size", "3"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {run} holds a run (step 1, no validation yet); continue it with --resume, "
+        "replace it with --overwrite, or choose another --out")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    holder = hold_run(run)
+    try:
+        assert story.main([*TINY, "--test-size", "3", "--resume"]) == 2
+        assert capsys.readouterr().err.splitlines()[-1].startswith(
+            f"error: {run} is in use by process {holder.pid} ({sys.executable} -c ")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert story.main([*TINY, "--test-size", "3", "--resume"]) == 0
+    assert "encdec: resuming runs/en-fr/encdec" in capsys.readouterr().err
+    assert json.loads((run / "story.json").read_text())["resumed_at"] == 1

@@ -100,7 +100,7 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
         assert np.isfinite(r["dev_loss"])  # tokens_per_s and elapsed: measured, not tested
     err = capsys.readouterr().err
     assert err.count("sacrebleu signature: nrefs:1|case:mixed|eff:no|tok:13a") == 1
-    assert "sample:" in err and str(tmp_path / "best.npz") in err
+    assert "sample:" in err and f"checkpoint {tmp_path / 'best'}" in err
     n_pairs = int(re.search(r"data: (\d+) training pairs", err).group(1))
     n, share = re.search(r"batches: (\d+) an epoch of up to 8 pairs, (\S+)% of their cells "
                          r"padding \(--sort-pool 0\)", err).groups()  # the default
@@ -155,10 +155,10 @@ def test_bad_data_files(corpus, tmp_path, capsys):
 def test_bad_resume(corpus, tmp_path, capsys):
     fails(args(corpus, tmp_path / "none", "--resume"), capsys, "no checkpoint 'last'")
     assert training.main(args(corpus, tmp_path / "r", "--max-steps", "3")) == 0
-    npz = tmp_path / "r" / "last.npz"
+    npz = tmp_path / "r" / json.loads((tmp_path / "r" / "last.json").read_text())["npz"]
     good = npz.read_bytes()
     npz.write_bytes(good[:100])
-    fails(args(corpus, tmp_path / "r", "--resume"), capsys, "last.npz: corrupt or truncated")
+    fails(args(corpus, tmp_path / "r", "--resume"), capsys, f"{npz}: corrupt or truncated")
     npz.write_bytes(good)
     js = tmp_path / "r" / "last.json"
     doc = json.loads(js.read_text())
@@ -264,7 +264,7 @@ def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, mo
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "20",
                               "--valid-every", "100")) == 143
     err = capsys.readouterr().err
-    assert (f"stopped by SIGTERM: saved {tmp_path / 'b' / 'last.npz'} at step 4; "
+    assert (f"stopped by SIGTERM: saved checkpoint {tmp_path / 'b' / 'last'} at step 4; "
             f"continue with --resume --out {tmp_path / 'b'}") in err
     assert signal.getsignal(signal.SIGTERM) is before
     assert checkpoint.load_checkpoint(tmp_path / "b", "last")[2]["step"] == 4
@@ -763,3 +763,196 @@ def test_clipping_inside_the_loop_bounds_the_update(corpus, tmp_path):
 
     assert update_norm("1e6") > 10 * 0.002
     assert update_norm("0.002") == pytest.approx(0.002, rel=1e-4)
+
+
+# -- a run directory: never replaced unasked, one run at a time, whole after any kill ---------
+
+def test_a_new_run_never_replaces_a_run_unasked_and_overwrite_replaces_it(corpus, tmp_path,
+                                                                          capsys):
+    """A second new run into a trained run's directory (with --subword, whose model a new run
+    would write first) stops before writing anything, with one line saying what is there and
+    the ways on; so it does if `last` cannot be read, naming the files. --overwrite replaces the
+    run's own files and no other; with --resume it is refused."""
+    pytest.importorskip("sentencepiece")
+    run, subword = tmp_path / "run", ("--subword", "400")
+    assert training.main(args(corpus, run, "--max-steps", "3", *subword)) == 0
+    (run / "notes.txt").write_text("mine\n")
+    bleu = checkpoint.load_checkpoint(run, "last")[2]["best_bleu"]
+    before = files_of(run)
+    assert {"subword.model", "log.jsonl", "best.json", "last.json"} < set(before)
+    capsys.readouterr()
+    assert training.main(args(corpus, run, "--max-steps", "3", *subword)) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: {run} holds a run (step 3, best dev BLEU {bleu:.2f}); continue it with "
+        "--resume, replace it with --overwrite, or choose another --out"]
+    assert files_of(run) == before
+    (run / "last.json").write_text("{not json")
+    before = files_of(run)
+    assert training.main(args(corpus, run, "--max-steps", "3", *subword)) == 2
+    own = ", ".join(sorted(set(before) - {"notes.txt"}))
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {run} holds files of a run ({own}) without a readable checkpoint 'last' to "
+        "continue; replace them with --overwrite, or choose another --out"]
+    assert files_of(run) == before
+    assert training.main(args(corpus, run, "--max-steps", "2", "--seed", "7", *subword,
+                              "--overwrite")) == 0
+    assert f"{run}: --overwrite removed the earlier run's {own}\n" in capsys.readouterr().err
+    after = files_of(run)
+    assert after["notes.txt"] == b"mine\n" and log_steps(run) == [2]
+    assert checkpoint.load_checkpoint(run, "last")[2]["seed"] == 7
+    assert sorted(after) == sorted(["notes.txt", "subword.model", "log.jsonl", "best.json",
+                                    "last.json", *(checkpoint.read_meta(run, name)["npz"]
+                                                   for name in ("best", "last"))])
+    with pytest.raises(SystemExit) as e:
+        training.main(args(corpus, run, "--resume", "--overwrite"))
+    assert e.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+        "train.py: error: --overwrite starts a new run and --resume continues one: give one "
+        "of them")
+    assert files_of(run) == after
+
+
+def test_one_run_at_a_time_in_a_directory(corpus, tmp_path, capsys):
+    """A training run holds its directory for its whole life: a second run there, new, with
+    --overwrite or resumed, stops at once with one line naming the first's process and command
+    line. Killed outright, the first lets it go: the run resumes."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import sys; from minirnnsearch.training import main; "
+                             "sys.exit(main(sys.argv[1:]))",
+                             *args(corpus, out, "--max-time", "3", "--patience", "1000000")],
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.json").exists():  # after its first validation
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        for extra in ((), ("--overwrite",), ("--resume",)):
+            assert training.main(args(corpus, out, *extra)) == 2
+            line = capsys.readouterr().err.splitlines()[-1]
+            assert line.startswith(f"error: {out} is in use by process {proc.pid} "
+                                   f"({sys.executable} -c ")
+            assert line.endswith("; wait for it or choose another --out")
+            assert proc.poll() is None and (out / "log.jsonl").exists()  # it goes on
+    finally:
+        proc.kill()
+        proc.wait()
+    assert training.main(args(corpus, out, "--resume", "--max-steps", "1")) == 0
+    assert not (out / ".lock").exists()  # deleted when the run ends
+
+
+# train.py in a child process, killed outright (SIGKILL) at POINT of the validation at STEP
+KILL_AT = """
+import json, os, signal, sys
+from minirnnsearch import checkpoint, training
+point, step = sys.argv[1], int(sys.argv[2])
+append_line, save_checkpoint, replace = training.append_line, training.save_checkpoint, os.replace
+saving = []  # the checkpoint being saved at STEP
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+def logged(path, line):
+    append_line(path, line)
+    if point == "after the log line" and json.loads(line)["step"] == step:
+        die()
+def saved(run_dir, name, params, opt_state, meta):
+    saving[:] = [name] if meta["step"] == step else []
+    npz = save_checkpoint(run_dir, name, params, opt_state, meta)
+    if point == "between the two checkpoints" and saving:
+        die()  # the first checkpoint of the validation saved, not the second
+    return npz
+def renamed(src, dst):
+    replace(src, dst)
+    if saving and point == f"between the renames of {saving[0]}" and str(dst).endswith(".npz"):
+        die()  # the new npz in place, the json not yet
+training.append_line, training.save_checkpoint, checkpoint.os.replace = logged, saved, renamed
+sys.exit(training.main(sys.argv[3:]))
+"""
+CLOCK = ("elapsed", "tokens_per_s", "valid_seconds")  # what two runs of the same state differ in
+
+
+@pytest.fixture(scope="module")
+def unbroken(corpus, tmp_path_factory):
+    """6 updates, validations at 2, 4 and 6."""
+    out = tmp_path_factory.mktemp("unbroken") / "run"
+    assert training.main(args(corpus, out, "--valid-every", "2", "--max-steps", "6")) == 0
+    return out
+
+
+def assert_same_run(a, b):
+    """`best` and `last` of runs ``a`` and ``b`` the same, their json included (which names
+    the npz by its SHA-256), the logs the same but for the clock, and no other file."""
+    for name in ("best", "last"):
+        assert checkpoint.load_checkpoint(a, name)[2] == checkpoint.load_checkpoint(b, name)[2]
+
+    def log(run):
+        return [{k: v for k, v in json.loads(x).items() if k not in CLOCK}
+                for x in (run / "log.jsonl").read_text().splitlines()]
+
+    assert log(a) == log(b)
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+
+
+@pytest.mark.parametrize(("point", "step"), [
+    ("after the log line", 4),
+    ("between the two checkpoints", 2),  # the first validation: `best` is saved too
+    ("between the renames of last", 4),
+    ("between the renames of best", 2),
+])
+def test_a_run_killed_at_any_moment_of_a_validation_resumes_as_the_unbroken_run(
+        corpus, unbroken, tmp_path, capsys, point, step):
+    """``kill -9`` right after a validation's log line, between its two checkpoints, or
+    between the two renames of a checkpoint's save; then --resume: each validation is in the
+    log once, and `best`, `last` and the log are those of the run never stopped."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, point, str(step),
+                           *args(corpus, run, "--valid-every", "2", "--max-steps", "6")],
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert training.main(args(corpus, run, "--resume", "--valid-every", "2",
+                              "--max-steps", "6")) == 0
+    assert_same_run(unbroken, run)
+
+
+def test_a_best_past_last_as_earlier_runs_left_it_is_not_kept(corpus, tmp_path, monkeypatch,
+                                                              capsys):
+    """Runs of before saved `best` before `last`: one killed between them has a `best` and a
+    log line of a step that `last` has not reached. The resumed run drops both at its start
+    (stopped before that step, it must not keep them) and saves them again, the same, when it
+    gets there."""
+    fast = ("--valid-every", "2", "--valid-size", "3")
+    a, b, c = (tmp_path / x for x in "abc")
+    for run, steps in ((a, 6), (b, 2), (c, 4)):
+        scripted_bleu(monkeypatch, [1.0, 2.0, 3.0])  # better at every validation
+        assert training.main(args(corpus, run, *fast, "--max-steps", str(steps))) == 0
+    for old in b.glob("best.*"):  # b as a kill after c's `best` of step 4 would have left it
+        old.unlink()
+    for new in c.glob("best.*"):
+        shutil.copy(new, b / new.name)
+    with open(b / "log.jsonl", "a") as f:
+        f.write((c / "log.jsonl").read_text().splitlines()[-1] + "\n")
+    assert log_steps(b) == [2, 4] and checkpoint.load_checkpoint(b, "best")[2]["step"] == 4
+    capsys.readouterr()
+    trainer(args(corpus, b, *fast, "--resume"), time.perf_counter)
+    assert not checkpoint.checkpoint_exists(b, "best") and log_steps(b) == [2]
+    assert f"{b}: removed `best` of step 4, past `last` (step 2)" in capsys.readouterr().err
+    scripted_bleu(monkeypatch, [2.0, 3.0])
+    assert training.main(args(corpus, b, *fast, "--max-steps", "6", "--resume")) == 0
+    assert_same_run(a, b)
+
+
+def test_a_run_of_checkpoint_format_1_translates_and_resumes(corpus, base_run, tmp_path):
+    """Runs saved by format version 1 (NAME.npz beside NAME.json), as long runs in progress
+    are, translate and resume exactly; the resumed run saves version 2."""
+    run = resumed(base_run, tmp_path)
+    for name in ("best", "last"):
+        doc = json.loads((run / f"{name}.json").read_text())
+        (run / doc.pop("npz", f"{name}.npz")).rename(run / f"{name}.npz")
+        (run / f"{name}.json").write_text(json.dumps({**doc, "format_version": 1}))
+    assert translation.main(["--model", str(run), "--device", "cpu", "--quiet", "--beam", "2",
+                             "--input", str(corpus / "dev.en")]) == 0
+    assert training.main(args(corpus, run, "--resume", "--max-steps", "4")) == 0
+    assert training.main(args(corpus, tmp_path / "unbroken", "--max-steps", "4")) == 0
+    for k, v in params_of(tmp_path / "unbroken").items():
+        np.testing.assert_array_equal(params_of(run)[k], v, err_msg=k)
+    assert json.loads((run / "last.json").read_text())["format_version"] == 2
+    assert not (run / "last.npz").exists()
