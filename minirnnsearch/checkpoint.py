@@ -33,7 +33,7 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -142,11 +142,33 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        return _sha256_of(f)
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    """The SHA-256 of an open file, read from its start."""
+    f.seek(0)
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
+
+
+def _open_arrays(run_dir: Path, name: str) -> tuple[dict[str, Any], Path, BinaryIO]:
+    """(meta, npz path, the npz opened) of checkpoint ``name``. A save running beside this
+    (training goes on while translate.py loads) may delete the npz the json named a moment
+    ago: the json, read again, then names the new one. Once open, the npz stays readable."""
+    for _ in range(3):
+        meta = read_meta(run_dir, name)
+        npz = run_dir / meta.get("npz", f"{name}.npz")
+        try:
+            with doing("read", npz):
+                return meta, npz, open(npz, "rb")  # the caller closes it
+        except FileNotFoundError:
+            if read_meta(run_dir, name).get("npz") == meta.get("npz"):
+                break  # not replaced by a save: missing
+    raise CheckpointError(f"{npz}: missing, so checkpoint {name!r} is incomplete")
 
 
 def _sync_dir(run_dir: Path) -> None:
@@ -260,13 +282,10 @@ def load_checkpoint(run_dir: str | Path, name: str = "best"
         there = sorted(p.stem for p in run_dir.glob("*.json") if checkpoint_exists(run_dir, p.stem))
         raise CheckpointError(f"{run_dir}: no checkpoint {name!r} (there: "
                               f"{', '.join(there) if there else 'none'})")
-    meta = read_meta(run_dir, name)
-    npz = run_dir / meta.get("npz", f"{name}.npz")
-    if not npz.is_file():
-        raise CheckpointError(f"{npz}: missing, so checkpoint {name!r} is incomplete")
-    with doing("read", npz):
+    meta, npz, handle = _open_arrays(run_dir, name)
+    with handle, doing("read", npz):
         try:
-            loaded = np.load(npz, allow_pickle=False)
+            loaded = np.load(handle, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
                 raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (one .npy array, "
                                       "not an npz archive)")
@@ -274,7 +293,7 @@ def load_checkpoint(run_dir: str | Path, name: str = "best"
                 arrays = {k: f[k] for k in f.files}
         except (zipfile.BadZipFile, ValueError, EOFError, KeyError) as e:
             raise CheckpointError(f"{npz}: corrupt or truncated ({_why(e)})") from None
-        fingerprint = _sha256(npz)
+        fingerprint = _sha256_of(handle)
     params = {k.removeprefix("param/"): v for k, v in arrays.items() if k.startswith("param/")}
     if not params:
         raise CheckpointError(f"{npz}: not a minirnnsearch checkpoint (no param/ arrays)")

@@ -329,3 +329,24 @@ def test_only_temporaries_of_ended_processes_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*kept, f".dir.npz.{ended.pid}.tmp"])
     assert remove_stale_temporaries(tmp_path / "nowhere") == []
+
+
+def test_a_save_between_reading_the_json_and_opening_its_npz_is_followed(tmp_path, monkeypatch):
+    """translate.py loading while training saves: the npz the json named a moment ago is gone,
+    and the json, read again, names the new one."""
+    old, new = state(0), state(1)
+    save_checkpoint(tmp_path, "last", *old)
+    stale = checkpoint.read_meta(tmp_path, "last")
+    save_checkpoint(tmp_path, "last", *new)  # deletes the npz that ``stale`` names
+    real, calls = checkpoint.read_meta, []
+
+    def read_meta(run_dir, name):
+        calls.append(name)
+        return stale if len(calls) == 1 else real(run_dir, name)
+
+    monkeypatch.setattr(checkpoint, "read_meta", read_meta)
+    assert_loads(tmp_path, "last", new)
+    assert len(calls) == 3  # the stale json, the check that it changed, the new one
+    (tmp_path / json.loads((tmp_path / "last.json").read_text())["npz"]).unlink()
+    calls.clear()
+    fails(tmp_path, "missing, so checkpoint 'last' is incomplete", tmp_path, "last")
