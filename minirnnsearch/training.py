@@ -225,6 +225,10 @@ NONE_MEANS = {"subword": "whole words", "pair": "its own data files",
               **dict.fromkeys(DATA_FILES, "the built-in corpus")}
 
 
+# fixed options that checkpoints record only since 2026-12-01: a run saved before has none
+RECORDED_LATER = ("preset", "vocab_size", "valid_size", "clip", *DATA_FILES)
+
+
 def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
     """The fixed options of the run whose checkpoint meta is ``meta``, by argparse dest, as the
     run was trained with them. Checkpoints saved before this record lack --preset,
@@ -242,8 +246,7 @@ def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
     settings["pair"] = meta.get("pair", "en-fr")  # runs from before --pair trained on en-fr
     settings["dropout"] = meta.get("dropout", 0.0)  # and those from before --dropout without
     settings["subword"] = (meta.get("subword") or {}).get("pieces")  # None: whole words
-    settings.update({k: meta[k] for k in ("preset", "vocab_size", "valid_size", "clip",
-                                          *DATA_FILES) if k in meta})
+    settings.update({k: meta[k] for k in RECORDED_LATER if k in meta})
     return settings
 
 
@@ -495,10 +498,13 @@ class Trainer:
             vocabs = (Vocab.from_dict(meta["src_vocab"]), Vocab.from_dict(meta["tgt_vocab"]))
             settings = run_settings(meta)
             refuse_changes(args, given, settings, self.out)
+            # what the run does not record stays unrecorded: the command line's value is not
+            # the run's, and a later resume would be checked against it
+            self.unrecorded = [k for k in RECORDED_LATER if k not in settings]
             for k, v in settings.items():
                 setattr(args, k, v)
         else:
-            vocabs = None
+            vocabs, self.unrecorded = None, []
         self.corpus, self.src_vocab, self.tgt_vocab = load_corpus(
             args, vocabs, resumed[2].get("subword") if resumed else None)
         if resumed is None:
@@ -545,7 +551,9 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
-        return dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
+        """What a checkpoint records of the run: its configuration, vocabularies, position,
+        schedule and settings (those a resumed run's checkpoint lacked left out)."""
+        meta = dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
                     pos=self.pos, best_bleu=self.best_bleu, schedule_best=self.schedule_best,
                     bad_validations=self.bad_validations,
@@ -559,6 +567,9 @@ class Trainer:
                     valid_size=self.args.valid_size, clip=self.args.clip,
                     **{k: str(Path(getattr(self.args, k)).resolve()) if self.args.train_src
                        else None for k in DATA_FILES})
+        for k in self.unrecorded:
+            del meta[k]
+        return meta
 
     def save(self, name: str) -> None:
         if self.group.is_root:

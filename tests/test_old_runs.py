@@ -91,3 +91,21 @@ def test_an_old_run_resumes_as_its_commit_did(name, tmp_path, corpus_home, monke
     assert ours["dev_bleu"] == theirs["dev_bleu"]
     if "lr" in theirs:  # as --lr-decay left it
         assert ours["lr"] == theirs["lr"]
+
+
+def test_what_an_old_run_does_not_record_stays_unrecorded_when_resumed(tmp_path, corpus_home,
+                                                                       monkeypatch, capsys):
+    """A run from before --vocab-size, --valid-size, ... were recorded, resumed: its new
+    checkpoints do not record the command line's defaults as the run's, so a second resume
+    given the run's true --vocab-size (30) is not refused as if it had trained with 30000."""
+    run = copy_of("before-dropout", tmp_path)
+    monkeypatch.chdir(corpus_home)
+    common = ["--resume", "--out", str(run), "--valid-every", "2", "--device", "cpu", "--quiet",
+              "--valid-size", "5"]
+    assert training.main([*common, "--max-steps", "6"]) == 0
+    _, _, meta = checkpoint.load_checkpoint(run, "last")
+    assert meta["step"] == 6 and not set(training.RECORDED_LATER) & set(meta)
+    capsys.readouterr()
+    assert training.main([*common, "--max-steps", "8", "--vocab-size", "30"]) == 0
+    assert "predates the record of --vocab-size, --valid-size" in capsys.readouterr().err
+    assert checkpoint.load_checkpoint(run, "last")[2]["step"] == 8
