@@ -20,9 +20,10 @@ hidden size (cfg.align), L maxout units, V target vocabulary, W cells per target
 
 Cost. The emission is a softmax over V for every (i,j) cell: S times RNNsearch's output layer.
 Its input is shared: the s_i/y part U_o s_i + V_o E y_{i-1} once per step (B,T,2L), the source
-part C_o h_j once per sentence (B,S,2L) (``memory``); a cell adds the two. The
-softmax runs chunk by chunk over cells (``chunk_rows``), so no (N,V) array exists; the backward
-recomputes each chunk's logits, because every posterior needs all the emissions first.
+part C_o h_j once per sentence (B,S,2L) (``memory``); a cell adds the two. The softmax runs
+chunk by chunk over cells (``chunk_rows`` at a time, deep_output's ``logit_chunks``), so no
+(N,V) array exists; the backward recomputes each chunk's logits, because every posterior needs
+all the emissions first.
 
 Band (``cfg.band`` > 0, training only): the emissions of only W = 2*band+1 source positions
 per target step, the W nearest the diagonal j = (i+1) S_b // T_b - 1 in a window slid to stay
@@ -60,11 +61,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from . import deep_output, encoder
+from . import encoder
 from .backend import Array, namespace
 from .config import Config
 from .data.vocab import EOS_ID
 from .decoder import decoder_inputs, decoder_inputs_backward
+from .deep_output import SOFTMAX_CHUNK_ROWS, logit_chunks, logits_backward
 from .dropout import Masks
 from .encoder import Encoded
 from .nn.cursors import (
@@ -72,14 +74,13 @@ from .nn.cursors import (
     cursors_forward,
     cursors_posterior,
     log_transition,
-    logsumexp,
     stop_logits_backward,
     stop_logits_forward,
 )
 from .nn.embedding import embedding_forward
 from .nn.gru import gru_step_backward, gru_step_forward
 from .nn.output import (
-    logits_forward,
+    logsumexp,
     maxout_backward,
     maxout_forward,
     target_log_softmax,
@@ -87,7 +88,7 @@ from .nn.output import (
 )
 from .params import param_shapes
 
-# Logits per softmax chunk: 256 rows at V = 8192, as deep_output.SOFTMAX_CHUNK_ROWS, but more
+# Logits per softmax chunk: 256 rows at V = 8192, as deep_output's SOFTMAX_CHUNK_ROWS, but more
 # rows for a small vocabulary, where 256 rows leave the products too small (the built-in corpus has
 # V = 359: 4096 rows took 36 s a step against 59 s with 256, B 32, S = T = 20, on this machine
 # while it was shared, medians of 3 interleaved steps).
@@ -95,9 +96,9 @@ CHUNK_LOGITS = 256 * 8192
 
 
 def chunk_rows(V: int) -> int:
-    """Cells per softmax chunk: at least deep_output.SOFTMAX_CHUNK_ROWS, about CHUNK_LOGITS
+    """Cells per softmax chunk: at least deep_output's SOFTMAX_CHUNK_ROWS, about CHUNK_LOGITS
     logits."""
-    return max(deep_output.SOFTMAX_CHUNK_ROWS, CHUNK_LOGITS // V)
+    return max(SOFTMAX_CHUNK_ROWS, CHUNK_LOGITS // V)
 
 
 def memory(packed: dict[str, Array], annotations: Array) -> tuple[Array, ...]:
@@ -187,10 +188,7 @@ def emissions_forward(
     t, first = maxout_forward(xp.reshape(t_tilde, (B * T * W, L2)))      # (N,L) maxout
     y_cells = xp.reshape(xp.broadcast_to(y[:, :, None], (B, T, W)), (B * T * W,))  # (N,)
     le, lse = [], []
-    N, rows = B * T * W, chunk_rows(packed["W_o"].shape[1])
-    for a in range(0, N, rows):
-        z = min(a + rows, N)                                              # cells a..z-1
-        logits = logits_forward(t[a:z, ...], packed["W_o"], packed["b_o"])  # (n,V)
+    for a, z, logits in logit_chunks(packed, t, chunk_rows(packed["W_o"].shape[1])):  # cells
         le_c, lse_c = target_log_softmax(logits, y_cells[a:z])            # (n,), (n,)
         le.append(le_c)
         lse.append(lse_c)
@@ -209,16 +207,11 @@ def emissions_backward(
     B, T, W, S = onehot.shape
     hot = xp.astype(onehot, dgrid.dtype)                                   # (B,T,W,S)
     dle = xp.reshape(xp.sum(hot * dgrid[:, :, None, :], axis=3), (B * T * W,))  # (N,) per cell
-    W_o, dts = packed["W_o"], []
-    N, rows = B * T * W, chunk_rows(packed["W_o"].shape[1])
-    for a in range(0, N, rows):
-        z = min(a + rows, N)                                               # cells a..z-1
-        t_c = t[a:z, ...]                                                  # (n,L)
-        logits = logits_forward(t_c, W_o, packed["b_o"])                   # (n,V) recomputed
-        dlogits = target_log_softmax_backward(dle[a:z], logits, lse[a:z], y[a:z])  # (n,V)
-        grads["W_o"] += t_c.T @ dlogits                                    # (L,V)
-        grads["b_o"] += xp.sum(dlogits, axis=0)                            # (V,)
-        dts.append(dlogits @ W_o.T)                                        # (n,L)
+    dts = []
+    for a, z, logits in logit_chunks(packed, t, chunk_rows(packed["W_o"].shape[1])):  # cells
+        dlogits = target_log_softmax_backward(dle[a:z], logits, lse[a:z], y[a:z])  # (n,V) the
+        # logits recomputed: the posteriors needed every emission first
+        dts.append(logits_backward(dlogits, t[a:z, ...], packed, grads))  # (n,L)
     dt_tilde = maxout_backward(xp.concat(dts, axis=0), first)             # (N,2L)
     L2 = dt_tilde.shape[1]
     dt_tilde = xp.reshape(dt_tilde, (B, T, W, L2))
@@ -371,9 +364,7 @@ def decoder_step(packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Ar
     acc = xp.full((B, V), -xp.inf, dtype=dtype, device=enc.mask.device)  # (B,V)
     lse_parts, eos_parts = [], []
     P = max(1, CHUNK_LOGITS // (B * V))                                   # positions per chunk
-    for a in range(0, S, P):                                              # mix over positions
-        z = min(a + P, S)
-        logits = t[:, a:z, :] @ packed["W_o"] + packed["b_o"]             # (B,P,V)
+    for a, z, logits in logit_chunks(packed, t, P, axis=1):               # (B,P,V) positions
         lse_c = logsumexp(logits, axis=2)                                 # (B,P)
         lp = pred[:, a:z, None] + logits - lse_c[:, :, None]              # (B,P,V) joint
         acc = xp.logaddexp(acc, logsumexp(lp, axis=1))                    # (B,V)

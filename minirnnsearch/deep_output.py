@@ -10,10 +10,13 @@ units, V target vocabulary.
 
 The appendix (A.2.2) writes s_{i-1} in t~_i, the main text (eq. 4) writes s_i: this code uses s_i,
 the state that has already seen c_i and y_{i-1}. The cursors have no c_i: their emission adds
-C_o h_j per source position instead (cursor_model.py), with the same softmax chunking.
+C_o h_j per source position instead (cursor_model.py), with the same softmax chunking
+(``logit_chunks``, ``logits_backward``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from .backend import Array, namespace
 from .nn.output import (
@@ -52,27 +55,44 @@ def deep_output_backward(
     return (dt_tilde @ packed["U_o"].T, dt_tilde @ packed["V_o"].T, dt_tilde @ packed["C_o"].T)
 
 
+def logit_chunks(packed: dict[str, Array], t: Array, size: int, axis: int = 0
+                 ) -> Iterator[tuple[int, int, Array]]:
+    """The output layer's logits W_o t + b_o, ``size`` indices of ``axis`` at a time, so the
+    logits of all of t never exist at once: t (N,L) by rows (axis 0) or (B,S,L) by source
+    positions (axis 1). Yields (a, z, logits) for the indices a..z-1 of the axis, logits (n,V)
+    or (B,n,V). Every chunked softmax of the package runs in this loop: the loss here, the
+    cursors' emissions and their decoder step (cursor_model.py)."""
+    n = t.shape[axis]
+    for a in range(0, n, size):
+        z = min(a + size, n)                                              # indices a..z-1
+        t_c = t[a:z, ...] if axis == 0 else t[:, a:z, ...]                # (n,L) or (B,n,L)
+        yield a, z, logits_forward(t_c, packed["W_o"], packed["b_o"])     # (n,V) or (B,n,V)
+
+
+def logits_backward(dlogits: Array, t_c: Array, packed: dict[str, Array],
+                    grads: dict[str, Array]) -> Array:
+    """Backward of one chunk's logits = t_c W_o + b_o: dlogits (n,V) -> dt_c (n,L); dW_o (L,V)
+    and db_o (V,) into ``grads``."""
+    xp = namespace(dlogits)
+    grads["W_o"] += t_c.T @ dlogits                                       # (L,V)
+    grads["b_o"] += xp.sum(dlogits, axis=0)                               # (V,)
+    return dlogits @ packed["W_o"].T                                      # (n,L)
+
+
 def softmax_loss(
     packed: dict[str, Array], t: Array, targets: Array, weights: Array,
     grads: dict[str, Array] | None = None,
 ) -> tuple[Array, Array | None]:
     """loss = -sum_n weights_n log softmax(W_o t_n + b_o)[y_n]; t (N,L), targets (N,), weights
-    (N,). With ``grads``, the backward runs in the same chunk loop: dW_o, db_o accumulate into
-    grads and dt (N,L) is returned (else None)."""
+    (N,), SOFTMAX_CHUNK_ROWS rows at a time (``logit_chunks``). With ``grads``, the backward
+    runs in the same chunk loop: dW_o, db_o accumulate into grads and dt (N,L) is returned
+    (else None)."""
     xp = namespace(t)
-    N = t.shape[0]
-    W_o, b_o = packed["W_o"], packed["b_o"]
-    rows = SOFTMAX_CHUNK_ROWS
     loss, dts = 0.0, []
-    for a in range(0, N, rows):
-        z = min(a + rows, N)                                              # rows a..z-1
-        t_c = t[a:z, ...]                                                 # (n,L)
-        loss_c, cache = softmax_xent_forward(logits_forward(t_c, W_o, b_o), targets[a:z],
-                                              weights[a:z])
+    for a, z, logits in logit_chunks(packed, t, SOFTMAX_CHUNK_ROWS):      # rows a..z-1
+        loss_c, cache = softmax_xent_forward(logits, targets[a:z], weights[a:z])
         loss = loss + loss_c
         if grads is not None:
-            dlogits = softmax_xent_backward(cache)                        # (n,V)
-            grads["W_o"] += t_c.T @ dlogits                               # (L,V)
-            grads["b_o"] += xp.sum(dlogits, axis=0)                       # (V,)
-            dts.append(dlogits @ W_o.T)                                   # (n,L)
+            dts.append(logits_backward(softmax_xent_backward(cache), t[a:z, ...], packed,
+                                       grads))                            # (n,L)
     return loss, (xp.concat(dts, axis=0) if grads is not None else None)

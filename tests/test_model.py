@@ -176,6 +176,23 @@ def test_softmax_in_chunks_equals_one_piece(monkeypatch):
         np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-15, err_msg=k)
 
 
+def test_logit_chunks_cover_each_row_or_position_once():
+    """The one chunked output layer: its chunks, by rows or by source positions, in order and
+    one short, put together are W_o t + b_o of the whole t."""
+    rng = np.random.default_rng(0)
+    packed = {"W_o": rng.normal(size=(3, 5)), "b_o": rng.normal(size=5)}
+    t = rng.normal(size=(7, 3))
+    chunks = list(deep_output.logit_chunks(packed, t, 3))
+    assert [(a, z) for a, z, _ in chunks] == [(0, 3), (3, 6), (6, 7)]
+    np.testing.assert_allclose(np.concatenate([c for _, _, c in chunks]),
+                               t @ packed["W_o"] + packed["b_o"], rtol=1e-14)
+    t3 = rng.normal(size=(2, 5, 3))                                       # (B,S,L)
+    chunks = list(deep_output.logit_chunks(packed, t3, 2, axis=1))
+    assert [c.shape for _, _, c in chunks] == [(2, 2, 5), (2, 2, 5), (2, 1, 5)]
+    np.testing.assert_allclose(np.concatenate([c for _, _, c in chunks], axis=1),
+                               t3 @ packed["W_o"] + packed["b_o"], rtol=1e-14)
+
+
 # -- dropout -------------------------------------------------------------------------------------
 
 def _ones(cfg, B, dtype=np.float64):

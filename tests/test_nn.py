@@ -25,6 +25,7 @@ from minirnnsearch.nn.gru import (
 )
 from minirnnsearch.nn.output import (
     log_softmax,
+    logsumexp,
     maxout_backward,
     maxout_forward,
     softmax_xent_backward,
@@ -174,6 +175,25 @@ def test_softmax_xent_gradient_and_value(rng):
     np.testing.assert_array_equal(dlogits[2], 0.0)
     check(lambda: softmax_xent_forward(logits, targets, weights)[0], {"l": logits},
           {"l": dlogits}, 1.0)
+
+
+def test_logsumexp_is_stable_and_minus_inf_on_impossible_rows(rng):
+    """The one log-sum-exp: log sum exp over an axis, with no overflow at 1000, -inf (no NaN,
+    no warning) on a row of -inf only; log_softmax built on it keeps its old rounding."""
+    x = rng.normal(size=(3, 4, 5)) * 3
+    for axis in (0, 1, 2):
+        np.testing.assert_allclose(logsumexp(x + 1000.0, axis),
+                                   np.log(np.exp(x).sum(axis)) + 1000.0, rtol=1e-12)
+    rows = np.array([[0.5, -np.inf, 2.0], [-np.inf, -np.inf, -np.inf]])
+    with np.errstate(all="raise"):
+        out = logsumexp(rows, 1)
+    assert out[1] == -np.inf
+    np.testing.assert_allclose(out[0], np.log(np.exp(0.5) + np.exp(2.0)), rtol=1e-15)
+    for dtype in (np.float32, np.float64):
+        logits = (rng.normal(size=(6, 9)) * 5).astype(dtype)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        old = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+        np.testing.assert_array_equal(log_softmax(logits), old)  # bit for bit
 
 
 def test_ops_run_on_array_api_strict_device(rng):

@@ -76,23 +76,13 @@ from typing import NamedTuple
 
 from ..backend import Array, apply_inplace, namespace
 from .gru import sigmoid
+from .output import logsumexp
 
 
 def log_sigmoid(x: Array) -> Array:
     """log sigmoid(x) = min(x, 0) - log(1 + exp(-|x|)), stable for large |x|."""
     xp = namespace(x)
     return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
-
-
-def logsumexp(x: Array, axis: int) -> Array:
-    """log sum exp over ``axis``; -inf (not NaN, no warning) where every entry is -inf."""
-    xp = namespace(x)
-    m = xp.max(x, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))             # -inf rows: shift by 0
-    s = xp.sum(xp.exp(x - m), axis=axis)
-    ok = s > 0
-    return xp.where(ok, xp.log(xp.where(ok, s, xp.ones_like(s))) + xp.squeeze(m, axis=axis),
-                    xp.full_like(s, -xp.inf))
 
 
 class StopCache(NamedTuple):

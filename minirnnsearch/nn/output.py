@@ -4,8 +4,9 @@
     t_i  = [max(t~_{i,2k-1}, t~_{i,2k})]_{k=1..L}           (L)   maxout over pairs
     p(y_i | s_i, y_{i-1}, c_i) = softmax(W_o t_i + b_o)     (V)
 
-The linear parts are plain products in ``deep_output.py``; this module holds the maxout and
-the loss.
+The linear parts are plain products in ``deep_output.py``; this module holds the maxout, the
+loss, and the one stable log-sum-exp of the package (``logsumexp``: the softmaxes here and the
+cursors' forward algorithm, nn/cursors.py).
 """
 
 from __future__ import annotations
@@ -38,11 +39,27 @@ def logits_forward(t: Array, W_o: Array, b_o: Array) -> Array:
     return logits
 
 
+def logsumexp(x: Array, axis: int) -> Array:
+    """log sum_k exp(x_k) over ``axis`` (which is removed), stable: with m the max over the
+    axis, log sum_k exp(x_k - m) + m. -inf (not NaN, no warning) where every entry is -inf (the
+    cursors' impossible cells). One fresh array of x's size: x - m, exponentiated in place."""
+    xp = namespace(x)
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))                     # -inf rows: shift by 0
+    s = xp.sum(apply_inplace(xp.exp, x - m), axis=axis)
+    ok = s > 0
+    return xp.where(ok, xp.log(xp.where(ok, s, xp.ones_like(s))) + xp.squeeze(m, axis=axis),
+                    xp.full_like(s, -xp.inf))
+
+
 def log_softmax(logits: Array) -> Array:
-    """log softmax over the last axis, stable (the max is subtracted). (..., V) -> (..., V)."""
+    """log softmax over the last axis, (logits - m) - logsumexp(logits - m) with m the max.
+    (..., V) -> (..., V). The max is taken out here and once more (then 0) inside
+    ``logsumexp``: logits - logsumexp(logits), rounded as logits - (m + log sum exp), would
+    move decoding's log-probabilities by their last bits."""
     xp = namespace(logits)
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    return shifted - logsumexp(shifted, axis=-1)[..., None]
 
 
 def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple[Array, tuple]:
@@ -70,9 +87,7 @@ def target_log_softmax(logits: Array, targets: Array) -> tuple[Array, Array]:
     """log softmax(logits_n)[y_n] for every row: logits (N,V), targets (N,) int ->
     log p (N,) and the log-partition lse (N,) (kept so the backward needs no max)."""
     xp = namespace(logits)
-    m = xp.max(logits, axis=1)                                              # (N,) stable
-    ex = apply_inplace(xp.exp, logits - m[:, None])                         # (N,V) one array
-    lse = m + xp.log(xp.sum(ex, axis=1))                                    # (N,)
+    lse = logsumexp(logits, axis=1)                                         # (N,)
     return xp.take_along_axis(logits, targets[:, None], axis=1)[:, 0] - lse, lse
 
 
