@@ -100,38 +100,12 @@ def train_flops(cfg: model.Config, B: int, S: int, T: int) -> int:
     """Floating-point operations of one training step, counting the matrix products only
     (2 per multiply-add); elementwise work (gates, tanh, softmax) is left out.
 
-    Forward, per sentence batch (rnnsearch; the other variants skip the attention terms):
-      encoder, 2 directions:  input  2 S B E 3H          recurrent  S (2 B H 2H + 2 B H H)
-      s_0:                    2 B H H                    keys U_a h_j: 2 B S 2H A
-      decoder:                input  2 T B E 3H          context 2 T B 2H 3H
-                              recurrent T (2 B H 2H + 2 B H H)
-      attention, per step:    q = W_a s: 2 B H A         scores v_a: 2 B S A   context: 2 B S 2H
-      deep output:            2 T B (H + E + 2H) 2L      softmax W_o: 2 T B L V
-    cursors, instead of the context, attention and deep output (W = S cells per step, or
-    2*band+1 with a band):
-      stop scores:            2 B S 2H A + 2 T B H A     emission inputs 2 T B (H + E) 2L
-      C_o h_j:                2 B S 2H 2L                cells C_o h_j: 2 B T W S 2L
-      softmax W_o:            2 B T W L V (the backward's recomputed logits are not counted)
+    The forward's are counted by the variant's family beside its code (``flops`` of
+    context_model.ContextModel, which asks its context in contexts.py, and of
+    cursor_model.CursorModel; the shared parts in encoder.py, decoder.py and deep_output.py).
     Backward: every product y = x W has two of the same size (dx and dW): twice the forward.
     """
-    E, H, A, L, V = cfg.emb, cfg.hidden, cfg.align, cfg.maxout, cfg.tgt_vocab
-    gru = 2 * B * H * 2 * H + 2 * B * H * H                    # one recurrent step
-    fwd = 2 * (2 * S * B * E * 3 * H + S * gru) + 2 * B * H * H
-    fwd += 2 * T * B * E * 3 * H + T * gru
-    if cfg.variant == "cursors":
-        W = S if cfg.band == 0 else min(S, 2 * cfg.band + 1)
-        fwd += 2 * B * S * 2 * H * A + 2 * T * B * H * A + 2 * T * B * (H + E) * 2 * L
-        fwd += 2 * B * S * 2 * H * 2 * L + 2 * B * T * W * S * 2 * L + 2 * B * T * W * L * V
-        return 3 * fwd
-    if cfg.variant == "rnnsearch":
-        fwd += 2 * B * S * 2 * H * A + 2 * T * B * 2 * H * 3 * H
-        fwd += T * (2 * B * H * A + 2 * B * S * A + 2 * B * S * 2 * H)
-    else:  # the context projection for all steps is one product
-        fwd += 2 * T * B * 2 * H * 3 * H
-        if cfg.variant == "diagonal":
-            fwd += 2 * B * T * S * 2 * H
-    fwd += 2 * T * B * (H + E + 2 * H) * 2 * L + 2 * T * B * L * V
-    return 3 * fwd
+    return 3 * model.family(cfg).flops(cfg, B, S, T)
 
 
 def matmul_gflops(backend: Backend, n: int = 2048, repeats: int = 5) -> float:
@@ -219,7 +193,7 @@ def _setup(args: argparse.Namespace, backend: Backend, variant: str
     every variant), parameters and Adam."""
     cfg = model.Config(src_vocab=args.vocab, tgt_vocab=args.vocab, variant=variant,
                        emb=args.emb, hidden=args.hidden, align=args.align, maxout=args.maxout,
-                       band=args.band if variant == "cursors" else 0)
+                       band=args.band if model.supports_band(variant) else 0)
     rng = np.random.default_rng(0)
     srcs = [list(rng.integers(4, args.vocab, args.src_len - 1)) for _ in range(args.batch)]
     tgts = [list(rng.integers(4, args.vocab, args.tgt_len - 1)) for _ in range(args.batch)]

@@ -36,8 +36,13 @@ from . import encoder
 from .backend import Array, namespace
 from .config import Config
 from .contexts import Diagonal, FixedVector, SoftSearch
-from .decoder import decoder_inputs, decoder_inputs_backward
-from .deep_output import deep_output_backward, deep_output_forward, softmax_loss
+from .decoder import decoder_flops, decoder_inputs, decoder_inputs_backward
+from .deep_output import (
+    deep_output_backward,
+    deep_output_flops,
+    deep_output_forward,
+    softmax_loss,
+)
 from .dropout import NO_MASKS, Masks, drop
 from .encoder import Encoded
 from .nn.embedding import embedding_forward
@@ -144,7 +149,8 @@ def _backward(packed: dict[str, Array], cfg: Config, ctx: Context, f: _Decoded,
     dxproj = xp.empty((T, B, 3 * H), dtype=f.s_all.dtype, device=f.s_all.device)
     if not ctx.state_free:
         dc_all = xp.empty_like(dc_out)                                    # (T,B,2H)
-        dq_all = xp.empty((T, B, cfg.align), dtype=dc_out.dtype, device=dc_out.device)
+        dq_all = xp.empty((T, B, ctx.query_width(cfg)), dtype=dc_out.dtype,
+                          device=dc_out.device)                           # (T,B,A)
         dkeys = 0.0                                                       # -> (B,S,A)
     ds = xp.zeros_like(f.s0)
     for i in range(T - 1, -1, -1):
@@ -194,6 +200,8 @@ class ContextModel:
     # The search's alpha_i depends on y_<i only: it is the alignment given the whole output
     # already, with nothing to smooth (the cursors' is not).
     posterior = None
+    supports_dropout = True  # dropout.py's masks, all five
+    supports_band = False    # every step reads its c_i: no band to leave out
 
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -205,6 +213,16 @@ class ContextModel:
     def encode(self, packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
                ) -> tuple[Encoded, Array, tuple]:
         return encode(packed, self.context, src, src_mask)
+
+    def flops(self, cfg: Config, B: int, S: int, T: int) -> int:
+        """The matrix products of one training forward, 2 FLOPs per multiply-add: the encoder
+        and s_0, the decoder's shared products, C.. c_i of every step, 2 T B 2H 3H (one product
+        for all steps with a state-free context, one per step otherwise), the deep output and
+        softmax of the T B rows, and the context's own (``contexts.py``)."""
+        H = cfg.hidden
+        return (encoder.encoder_flops(cfg, B, S) + decoder_flops(cfg, B, T)
+                + 2 * T * B * 2 * H * 3 * H + deep_output_flops(cfg, T * B)
+                + self.context.flops(cfg, B, S, T))
 
     def loss(self, packed: dict[str, Array], cfg: Config, batch: Any,
              masks: Masks | None = None) -> Array:

@@ -20,6 +20,8 @@ Each class has the same small interface, forward beside backward, so the decoder
     step(packed, enc, s_prev, i)           one decoder step: c_i (B,2H), alpha_i (B,S) or None
                                            (the fixed vector has no alignment), and a cache
     has_alignment                          False when ``step`` gives no alpha_i (encdec)
+    flops(cfg, B, S, T)                    its own matrix products in one training forward
+                                           (2 FLOPs per multiply-add), memory and steps
 
 A context that does not depend on the decoder state (``state_free``) also gives all T contexts
 at once, so that their product with the decoder's C matrices is one product before the loop:
@@ -30,6 +32,7 @@ at once, so that their product with the decoder's C matrices is one product befo
 The soft search depends on s_{i-1}; its training backward goes step by step and ends with one
 batched product for everything that can wait until after the loop:
 
+    query_width(cfg)                       the width of its per-step query (A: q = W_a s_{i-1})
     step_backward(dc, cache, packed, enc, grads) -> ds_prev (B,H) (its part), dq (B,A), dkeys
     steps_backward(dc_all, dq_all, s_prev_all, caches, grads) -> dannotations (B,S,2H)
 """
@@ -59,6 +62,9 @@ class FixedVector:
 
     def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
         return {}
+
+    def flops(self, cfg: Any, B: int, S: int, T: int) -> int:
+        return 0                                                          # a slice, no product
 
     def memory(self, packed: dict[str, Array], annotations: Array) -> tuple[Array, ...]:
         xp = namespace(annotations)
@@ -101,6 +107,9 @@ class Diagonal:
     def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
         return {}
 
+    def flops(self, cfg: Any, B: int, S: int, T: int) -> int:
+        return 2 * B * T * S * 2 * cfg.hidden       # c = alpha h for all steps: (B,T,S)(B,S,2H)
+
     def memory(self, packed: dict[str, Array], annotations: Array) -> tuple[Array, ...]:
         return ()
 
@@ -139,6 +148,15 @@ class SoftSearch:
     def param_shapes(self, cfg: Any) -> dict[str, tuple[int, ...]]:
         H, A = cfg.hidden, cfg.align
         return {"W_a": (H, A), "U_a": (2 * H, A), "v_a": (A,)}            # eq. 6
+
+    def flops(self, cfg: Any, B: int, S: int, T: int) -> int:
+        """keys U_a h_j once, 2 B S 2H A; per step q = W_a s, 2 B H A, the scores' v_a,
+        2 B S A, and c_i = sum_j alpha_ij h_j, 2 B S 2H."""
+        H, A = cfg.hidden, cfg.align
+        return 2 * B * S * 2 * H * A + T * (2 * B * H * A + 2 * B * S * A + 2 * B * S * 2 * H)
+
+    def query_width(self, cfg: Any) -> int:
+        return cfg.align                                                  # A: q = W_a s_{i-1}
 
     def memory(self, packed: dict[str, Array], annotations: Array) -> tuple[Array, ...]:
         xp = namespace(annotations)

@@ -65,7 +65,7 @@ from . import encoder
 from .backend import Array, namespace
 from .config import Config
 from .data.vocab import EOS_ID
-from .decoder import decoder_inputs, decoder_inputs_backward
+from .decoder import decoder_flops, decoder_inputs, decoder_inputs_backward
 from .deep_output import SOFTMAX_CHUNK_ROWS, logit_chunks, logits_backward
 from .dropout import Masks
 from .encoder import Encoded
@@ -389,6 +389,8 @@ class CursorModel:
     (``params.pack_params``)."""
 
     has_alignment = True  # the cursor's predictive distribution p(a_i | y_<i, x)
+    supports_dropout = False  # not implemented: masks are refused
+    supports_band = True      # cfg.band: training's emissions near the diagonal only
 
     def param_shapes(self, cfg: Config) -> dict[str, tuple[int, ...]]:
         H, A = cfg.hidden, cfg.align
@@ -398,6 +400,22 @@ class CursorModel:
     def encode(self, packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
                ) -> tuple[Encoded, Array, tuple]:
         return encode(packed, src, src_mask)
+
+    def flops(self, cfg: Config, B: int, S: int, T: int) -> int:
+        """The matrix products of one training forward, 2 FLOPs per multiply-add, with W cells
+        per step (S, or 2*band+1 with a band): the encoder and s_0, the decoder's shared
+        products, and instead of a context and the deep output
+
+            stop scores      U_stop h_j 2 B S 2H A, W_stop s_i 2 T B H A
+            emission inputs  U_o s_i + V_o E y_{i-1} 2 T B (H + E) 2L, C_o h_j 2 B S 2H 2L,
+                             gathered into the cells 2 B T W S 2L
+            softmax          W_o t 2 B T W L V (the backward's recomputed logits not counted)
+        """
+        E, H, A, L, V = cfg.emb, cfg.hidden, cfg.align, cfg.maxout, cfg.tgt_vocab
+        W = S if cfg.band == 0 else min(S, 2 * cfg.band + 1)
+        return (encoder.encoder_flops(cfg, B, S) + decoder_flops(cfg, B, T)
+                + 2 * B * S * 2 * H * A + 2 * T * B * H * A + 2 * T * B * (H + E) * 2 * L
+                + 2 * B * S * 2 * H * 2 * L + 2 * B * T * W * S * 2 * L + 2 * B * T * W * L * V)
 
     def loss(self, packed: dict[str, Array], cfg: Config, batch: Any,
              masks: Masks | None = None) -> Array:

@@ -15,10 +15,11 @@ recurrence s_i = GRU(s_{i-1}, ...) itself (nn/gru.py ``gru_step_forward``).
 from __future__ import annotations
 
 from .backend import Array, namespace
+from .config import Config
 from .data.vocab import BOS_ID
 from .dropout import drop
 from .nn.embedding import embedding_backward, embedding_forward
-from .nn.gru import gru_weight_grads
+from .nn.gru import gru_step_flops, gru_weight_grads
 from .params import add_stacked, gate_names
 
 
@@ -37,6 +38,12 @@ def decoder_inputs(packed: dict[str, Array], tgt_bt: Array, m_y: Array | None = 
     xproj = xp.reshape(xp.reshape(ey, (T * B, E)) @ packed["dec.W_x"] + packed["dec.b_x"],
                        (T, B, packed["dec.W_x"].shape[1]))                # (T,B,3H)
     return tgt, y_prev, ey, xproj
+
+
+def decoder_flops(cfg: Config, B: int, T: int) -> int:
+    """What every decoder's products share, 2 FLOPs per multiply-add: the input part
+    W.. E y_{i-1} of all steps, 2 T B E 3H, and T recurrent steps (a family adds its own)."""
+    return 2 * T * B * cfg.emb * 3 * cfg.hidden + T * gru_step_flops(B, cfg.hidden)
 
 
 def decoder_inputs_backward(

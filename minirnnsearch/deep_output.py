@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .backend import Array, namespace
+from .config import Config
 from .nn.output import (
     logits_forward,
     maxout_backward,
@@ -53,6 +54,13 @@ def deep_output_backward(
     grads["V_o"] += ey.T @ dt_tilde
     grads["C_o"] += c.T @ dt_tilde
     return (dt_tilde @ packed["U_o"].T, dt_tilde @ packed["V_o"].T, dt_tilde @ packed["C_o"].T)
+
+
+def deep_output_flops(cfg: Config, N: int) -> int:
+    """The products of the deep output and the softmax layer for N rows, 2 FLOPs per
+    multiply-add: t~ = U_o s + V_o E y + C_o c, 2 N (H + E + 2H) 2L; W_o t, 2 N L V."""
+    E, H, L, V = cfg.emb, cfg.hidden, cfg.maxout, cfg.tgt_vocab
+    return 2 * N * (H + E + 2 * H) * 2 * L + 2 * N * L * V
 
 
 def logit_chunks(packed: dict[str, Array], t: Array, size: int, axis: int = 0

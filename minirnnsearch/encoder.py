@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .backend import Array, namespace
+from .config import Config
 from .dropout import drop
 from .nn.embedding import embedding_backward, embedding_forward
-from .nn.gru import gru_backward, gru_forward
+from .nn.gru import gru_backward, gru_forward, gru_step_flops
 from .params import add_stacked, gate_names
 
 
@@ -63,6 +64,13 @@ def encode(
     lengths = xp.sum(xp.astype(src_mask > 0, xp.int64), axis=1)       # (B,)
     return (Encoded(annotations, mask, lengths, ()), s0,
             (ids, cache_f, cache_b, hb[0, ...], s0, m_x))
+
+
+def encoder_flops(cfg: Config, B: int, S: int) -> int:
+    """The encoder's and s_0's matrix products, 2 FLOPs per multiply-add: per direction the
+    input parts of all steps, 2 S B E 3H, and S recurrent steps; s_0, 2 B H H."""
+    E, H = cfg.emb, cfg.hidden
+    return 2 * (2 * S * B * E * 3 * H + S * gru_step_flops(B, H)) + 2 * B * H * H
 
 
 def encode_backward(

@@ -12,7 +12,8 @@ For each parameter it prints the relative error (cs231n's ``rel_error``)
 and exits 1 if any is above the threshold. ``--band`` checks the cursors with their training
 band (source lengths 6, 3 and 4 with </s>: band 1 leaves 3 cells per step). With ``--dropout P``
 the check runs with dropout masks drawn once and held fixed, so the loss is a fixed function of
-the parameters (the cursors have no dropout: they are checked without).
+the parameters. A variant without dropout (``model.supports_dropout``: the cursors) is checked
+without it, and only a variant with a band (``model.supports_band``) with ``--band``.
 """
 
 from __future__ import annotations
@@ -97,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     variants = model.VARIANTS if args.variant == "all" else (args.variant,)
     worst = 0.0
     for variant in variants:
-        cursors = variant == "cursors"
-        errors = check_model(variant, args.seed, args.band if cursors else 0,
-                             0.0 if cursors else args.dropout)
+        errors = check_model(variant, args.seed,
+                             args.band if model.supports_band(variant) else 0,
+                             args.dropout if model.supports_dropout(variant) else 0.0)
         print(f"{variant}: max relative error {max(errors.values()):.2e}")
         for name, err in errors.items():
             flag = "  FAIL" if err > args.threshold else ""

@@ -14,9 +14,11 @@ masks (dropout.py) and the configuration (config.py):
                        dynamic programming (Bahdanau's first idea)
 
 Neither imports the other, and neither imports this module. Each offers the interface of
-``Family``; the functions below hand over to ``FAMILIES[cfg.variant]``. ``loss`` and
-``loss_and_grads`` take the raw parameters and pack them (``pack_params``); ``encode`` and
-``decoder_step`` take them packed, once per decoding run.
+``Family``; the functions below hand over to ``FAMILIES[cfg.variant]`` (``family``: a name the
+registry lacks raises ValueError). What a variant supports is its family's to say, never a
+name's: ``supports_dropout``, ``supports_band``, and its FLOPs per forward (``Family.flops``).
+``loss`` and ``loss_and_grads`` take the raw parameters and pack them (``pack_params``);
+``encode`` and ``decoder_step`` take them packed, once per decoding run.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .params import pack_params
 
 __all__ = ["FAMILIES", "INITS", "NO_MASKS", "PRESETS", "VARIANTS", "Config", "Encoded", "Family",
            "Masks", "decoder_step", "dropout_masks", "encode", "family", "init_params", "loss",
-           "loss_and_grads", "pack_params", "param_shapes"]
+           "loss_and_grads", "pack_params", "param_shapes", "supports_band", "supports_dropout"]
 
 
 class Family(Protocol):
@@ -43,11 +45,18 @@ class Family(Protocol):
 
     # decoder_step gives an alignment (B,S) at every step; False: None (encdec)
     has_alignment: bool
+    # loss and loss_and_grads take dropout masks (train.py --dropout)
+    supports_dropout: bool
+    # training takes a band, cfg.band > 0 (train.py --band): emissions near the diagonal only
+    supports_band: bool
     # posterior(packed, cfg, batch) -> (B,T,S): the alignment given the whole output, p(a_i = j
     # | y, x), where it differs from the search's rows (the cursors); None where it does not
     posterior: Any
 
     def param_shapes(self, cfg: Config) -> dict[str, tuple[int, ...]]: ...
+
+    # the matrix products of one training forward (B, S, T), 2 FLOPs per multiply-add
+    def flops(self, cfg: Config, B: int, S: int, T: int) -> int: ...
 
     def encode(self, packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array
                ) -> tuple[Encoded, Any, tuple]: ...
@@ -71,9 +80,24 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def family(cfg: Config) -> Family:
-    """The family that computes ``cfg.variant``."""
-    return FAMILIES[cfg.variant]
+def family(variant: Config | str) -> Family:
+    """The family that computes a variant (a Config's, or its name); ValueError naming a
+    variant the registry does not hold, never another model."""
+    name = variant.variant if isinstance(variant, Config) else variant
+    if name not in FAMILIES:
+        raise ValueError(f"unknown variant {name!r}: model.FAMILIES has {tuple(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def supports_dropout(variant: Config | str) -> bool:
+    """Whether the variant trains with dropout (train.py --dropout): not the cursors."""
+    return family(variant).supports_dropout
+
+
+def supports_band(variant: Config | str) -> bool:
+    """Whether the variant takes a training band (train.py --band, ``Config.band``): the
+    cursors only."""
+    return family(variant).supports_band
 
 
 def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:

@@ -91,6 +91,41 @@ def test_namespace_of_timed_arrays_makes_timed_arrays_and_stays_numpy_for_the_ba
     assert dict(rec.calls) == {("(outside this package)", "copies"): 1}
 
 
+def _train_flops_by_name(cfg, B, S, T):
+    """bench.train_flops as it was before each family counted its own products (commit
+    850a108), branching on the variant's name: the numbers the families must keep."""
+    E, H, A, L, V = cfg.emb, cfg.hidden, cfg.align, cfg.maxout, cfg.tgt_vocab
+    gru = 2 * B * H * 2 * H + 2 * B * H * H
+    fwd = 2 * (2 * S * B * E * 3 * H + S * gru) + 2 * B * H * H
+    fwd += 2 * T * B * E * 3 * H + T * gru
+    if cfg.variant == "cursors":
+        W = S if cfg.band == 0 else min(S, 2 * cfg.band + 1)
+        fwd += 2 * B * S * 2 * H * A + 2 * T * B * H * A + 2 * T * B * (H + E) * 2 * L
+        fwd += 2 * B * S * 2 * H * 2 * L + 2 * B * T * W * S * 2 * L + 2 * B * T * W * L * V
+        return 3 * fwd
+    if cfg.variant == "rnnsearch":
+        fwd += 2 * B * S * 2 * H * A + 2 * T * B * 2 * H * 3 * H
+        fwd += T * (2 * B * H * A + 2 * B * S * A + 2 * B * S * 2 * H)
+    else:
+        fwd += 2 * T * B * 2 * H * 3 * H
+        if cfg.variant == "diagonal":
+            fwd += 2 * B * T * S * 2 * H
+    fwd += 2 * T * B * (H + E + 2 * H) * 2 * L + 2 * T * B * L * V
+    return 3 * fwd
+
+
+@pytest.mark.parametrize("variant", model.VARIANTS)
+def test_each_familys_flops_are_the_old_count(variant):
+    """The FLOPs each family counts beside its code are the old count's, for every variant,
+    band and shape (bench's presets among them)."""
+    for preset in ("tiny", "paper"):
+        for band in (0, 1, 3):
+            cfg = model.Config.from_preset(preset, src_vocab=50, tgt_vocab=8000, variant=variant,
+                                           band=band)
+            for B, S, T in ((1, 1, 1), (3, 7, 6), (64, 20, 20), (80, 30, 30), (2, 40, 9)):
+                assert bench.train_flops(cfg, B, S, T) == _train_flops_by_name(cfg, B, S, T)
+
+
 @pytest.mark.parametrize("variant", ("rnnsearch", "encdec", "diagonal"))
 def test_profiler_sees_every_product_of_a_training_step(variant):
     """Its matmul FLOPs equal the analytic count (``train_flops``, 3 x the forward's products)

@@ -4,8 +4,9 @@ invariance, batch consistency, initialisation, and the same results on array_api
 import numpy as np
 import pytest
 
-from minirnnsearch import deep_output, gradcheck, model
+from minirnnsearch import bench, config, contexts, deep_output, gradcheck, model
 from minirnnsearch.backend import dropout_mask, get_backend, to_host
+from minirnnsearch.context_model import ContextModel
 from minirnnsearch.data.batching import Batch, make_batch
 
 
@@ -164,6 +165,63 @@ def test_config_rejects_bad_values_and_round_trips():
 
 def test_every_variant_a_config_accepts_has_one_family():
     assert tuple(model.FAMILIES) == model.VARIANTS  # the registry, in config.VARIANTS' order
+
+
+def test_capabilities_are_the_familys():
+    """Dropout and a training band are asked of the registry, by a variant's name or its
+    Config: the cursors take a band and no dropout, the context models the reverse."""
+    want = {"encdec": (True, False), "diagonal": (True, False), "rnnsearch": (True, False),
+            "cursors": (False, True)}                                      # (dropout, band)
+    for variant in model.VARIANTS:
+        cfg = model.Config(10, 10, variant=variant)
+        assert (model.supports_dropout(variant), model.supports_band(variant)) == want[variant]
+        assert (model.supports_dropout(cfg), model.supports_band(cfg)) == want[variant]
+    cfg, params, batch = gradcheck.tiny_problem("cursors")
+    with pytest.raises(ValueError, match="dropout is not implemented"):
+        model.loss(params, cfg, batch, _ones(cfg, 3))
+
+
+class WideSearch(contexts.SoftSearch):
+    """The soft search with an alignment layer 3 wider than cfg.align: a context whose query
+    q = W_a s_{i-1} is not cfg.align wide."""
+
+    def param_shapes(self, cfg):
+        H, A = cfg.hidden, cfg.align + 3
+        return {"W_a": (H, A), "U_a": (2 * H, A), "v_a": (A,)}
+
+    def query_width(self, cfg):
+        return cfg.align + 3
+
+
+def test_a_fifth_variant_is_one_entry_in_the_registry(monkeypatch):
+    """A new context registered under a new name trains (its gradients pass the check, the
+    backward sized by the context's own query width), and the bench and the capabilities ask
+    its family, with no name to add anywhere else."""
+    monkeypatch.setattr(config, "VARIANTS", (*config.VARIANTS, "wide"))
+    monkeypatch.setitem(model.FAMILIES, "wide", ContextModel(WideSearch()))
+    errors = gradcheck.check_model("wide", dropout=0.2)
+    assert max(errors.values()) < 1e-6, errors
+    cfg = model.Config(10, 10, variant="wide", align=4)
+    assert model.param_shapes(cfg)["W_a"] == (cfg.hidden, 7)
+    assert model.supports_dropout("wide") and not model.supports_band("wide")
+    assert bench.train_flops(cfg, 2, 3, 4) > bench.train_flops(
+        model.Config(10, 10, variant="encdec", align=4), 2, 3, 4)
+
+
+def test_an_unknown_variant_raises_instead_of_computing_another(monkeypatch):
+    """A name the registry lacks (one config.VARIANTS was given without a family) is refused by
+    name everywhere a variant is looked up: the model, the capabilities and the FLOP count."""
+    monkeypatch.setattr(config, "VARIANTS", (*config.VARIANTS, "luong"))
+    cfg, params, batch = gradcheck.tiny_problem("rnnsearch")
+    cfg.variant = "luong"
+    calls = [lambda: model.family(cfg), lambda: model.family("luong"),
+             lambda: model.param_shapes(cfg), lambda: model.loss(params, cfg, batch),
+             lambda: model.loss_and_grads(params, cfg, batch),
+             lambda: model.supports_dropout("luong"), lambda: model.supports_band(cfg),
+             lambda: bench.train_flops(cfg, 2, 3, 4)]
+    for call in calls:
+        with pytest.raises(ValueError, match="unknown variant 'luong'"):
+            call()
 
 
 def test_softmax_in_chunks_equals_one_piece(monkeypatch):

@@ -57,6 +57,12 @@ def gru_step_forward(
     return h, GRUStepCache(h_prev, z, r, hh, rh, m)
 
 
+def gru_step_flops(B: int, H: int) -> int:
+    """The products of one recurrent step, 2 FLOPs per multiply-add: h_prev U_zr (B,H)(H,2H) and
+    (r * h_prev) U (B,H)(H,H). The input part xproj is the caller's (one product for all steps)."""
+    return 2 * B * H * 2 * H + 2 * B * H * H
+
+
 def gru_step_backward(
     dh: Array, cache: GRUStepCache, U_zr: Array, U: Array
 ) -> tuple[Array, Array]:
