@@ -31,6 +31,9 @@ from torch import Tensor, nn
 from .data.vocab import BOS_ID, EOS_ID
 from .model import Config
 
+# The variants ``paper_loss`` writes out, each by its name.
+CONTEXT_VARIANTS = ("encdec", "diagonal", "rnnsearch")
+
 
 def _gru_step(p: dict[str, Tensor], prefix: str, xin: Tensor, h: Tensor) -> Tensor:
     """The paper's GRU (appendix A.1.1), input part ``xin`` (B,3H) = [W_z x | W_r x | W x] + b
@@ -52,7 +55,10 @@ def _input_part(p: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:
 def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any) -> Tensor:
     """The mean negative log-likelihood per real target token of ``model.loss``, from torch ops.
     ``p``: the parameters as tensors (``model.param_shapes`` names); ``batch``: host arrays
-    src, src_mask (B,S), tgt, tgt_mask (B,T)."""
+    src, src_mask (B,S), tgt, tgt_mask (B,T). The context models only: ValueError for any other
+    variant."""
+    if cfg.variant not in CONTEXT_VARIANTS:
+        raise ValueError(f"paper_loss writes out {CONTEXT_VARIANTS}, not {cfg.variant!r}")
     dtype = p["E_src"].dtype
     src, tgt = torch.as_tensor(batch.src), torch.as_tensor(batch.tgt)
     src_mask = torch.as_tensor(batch.src_mask).to(dtype)                    # (B,S)
@@ -87,7 +93,7 @@ def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any) -> Tensor:
             c = (alpha[:, :, None] * ann).sum(1)                           # (B,2H) eq. 5
         elif cfg.variant == "encdec":
             c = torch.cat([hf[S - 1], hb[0]], dim=1)               # (B,2H) [fwd h_S; bwd h_1]
-        else:
+        elif cfg.variant == "diagonal":
             c = ann[torch.arange(B), torch.clamp(lengths - 1, max=i)]      # (B,2H) h_min(i,S)
         xin = _input_part(p, "dec", ey[:, i]) + torch.cat(
             [c @ p["dec.C_z"], c @ p["dec.C_r"], c @ p["dec.C"]], dim=1)   # (B,3H)

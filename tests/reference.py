@@ -94,6 +94,8 @@ def context(p, variant, annotations, fwd_last, bwd_first, s_prev, i):
         return np.concatenate([fwd_last, bwd_first])
     if variant == "diagonal":
         return annotations[min(i, len(annotations) - 1)]
+    if variant != "rnnsearch":
+        raise ValueError(f"no context for the variant {variant!r}")
     e = [p["v_a"] @ np.tanh(s_prev @ p["W_a"] + h_j @ p["U_a"]) for h_j in annotations]  # eq. 6
     alpha = softmax(e)
     c = np.zeros_like(annotations[0])

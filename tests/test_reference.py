@@ -13,7 +13,7 @@ from minirnnsearch.backend import get_backend
 from minirnnsearch.data.batching import make_batch
 
 VARIANTS = ("rnnsearch", "encdec", "diagonal", "cursors")
-WITH_DROPOUT = ("rnnsearch", "encdec", "diagonal")
+WITH_DROPOUT = tuple(v for v in VARIANTS if model.supports_dropout(v))
 
 # three sentences of unequal lengths, so both sides are padded (S, T at most 6 with </s>); the
 # third target is </s> alone
@@ -39,6 +39,13 @@ def test_loss_equals_the_naive_reference(variant):
     want = reference.loss(params, variant, SRC, TGT)
     assert abs(want - np.log(cfg.tgt_vocab)) > 0.1  # far from the uniform output
     assert float(model.loss(params, cfg, batch)) == pytest.approx(want, rel=1e-12, abs=0)
+
+
+def test_the_reference_refuses_a_variant_it_does_not_write():
+    """A name it does not know raises, rather than falling through to the soft search."""
+    params = problem("rnnsearch")[1]
+    with pytest.raises(ValueError, match="'luong'"):
+        reference.loss(params, "luong", SRC, TGT)
 
 
 @pytest.mark.parametrize("variant", WITH_DROPOUT)

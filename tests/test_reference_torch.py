@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from minirnnsearch import bench, gradcheck, model
+from minirnnsearch import bench, config, gradcheck, model
 from minirnnsearch.data.batching import make_batch
 
 torch = pytest.importorskip("torch")
@@ -26,6 +26,18 @@ def test_loss_and_every_gradient_equal_torch_autograd(variant):
     for k in grads:
         scale = max(1e-12, float(np.max(np.abs(ref_grads[k]))))
         assert np.max(np.abs(grads[k] - ref_grads[k])) / scale < 1e-10, k
+
+
+@pytest.mark.parametrize("variant", ("cursors", "luong"))
+def test_a_variant_it_does_not_write_raises(monkeypatch, variant):
+    """The cursors, or a name added to config.VARIANTS, raise rather than becoming the diagonal."""
+    monkeypatch.setattr(config, "VARIANTS", (*config.VARIANTS, "luong"))
+    cfg, _, batch = gradcheck.tiny_problem("rnnsearch")
+    cfg.variant = variant
+    params = {k: torch.zeros(s) for k, s in model.param_shapes(
+        model.Config(11, 13, "rnnsearch", emb=4, hidden=5, align=4, maxout=3)).items()}
+    with pytest.raises(ValueError, match=f"not '{variant}'"):
+        reference_torch.paper_loss(params, cfg, batch)
 
 
 def test_user_model_has_the_same_sizes():
