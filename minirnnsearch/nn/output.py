@@ -66,7 +66,9 @@ def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple
     """loss = -sum_n weights_n log p(targets_n); logits (N,V), targets (N,) int, weights (N,)
     (the target mask divided by the number of real tokens gives the mean per real token).
     Returns the 0-d loss and the cache (the exponentials, kept so backward needs no exp).
-    One fresh (N,V) array: the shifted logits, turned into their exponentials in place."""
+    One fresh (N,V) array: the shifted logits, turned into their exponentials in place. Its
+    log-sum-exp is log(sum_ex) of these same exponentials (``logsumexp`` would make its own,
+    a second exp over (N,V))."""
     xp = namespace(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)                # (N,V) stable
     logp_y = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]    # (N,) before exp
