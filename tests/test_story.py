@@ -12,7 +12,7 @@ import pytest
 from helpers import hold_run
 from PIL import Image
 
-from minirnnsearch import model, story, training
+from minirnnsearch import model, story, traindata
 from minirnnsearch.data import corpus
 from minirnnsearch.data.batching import epoch_batches
 
@@ -25,7 +25,7 @@ TINY = ["--test-size", "25", "--beam", "2", "--device", "cpu", "--out", "runs",
 def small_corpus(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the built-in corpora are cached under ./.cache
     small = functools.partial(corpus.builtin_corpus, n_train=400, n_dev=20, n_test=30)
-    monkeypatch.setattr(training, "builtin_corpus", small)
+    monkeypatch.setattr(traindata, "builtin_corpus", small)
     monkeypatch.setattr(story, "builtin_corpus", small)
     return tmp_path
 
