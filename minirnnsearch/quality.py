@@ -37,11 +37,6 @@ BLEU; the hypotheses stay in ``OUT/ours`` and ``OUT/torch``.
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
-    from minirnnsearch import blas as _blas
-
-    _blas.init()
-
 import argparse
 import inspect
 import json
