@@ -1,5 +1,6 @@
 """train.py end to end on a tiny corpus: exact resume, the log, and every bad input."""
 
+import dataclasses
 import functools
 import json
 import re
@@ -55,6 +56,26 @@ def test_resume_is_bitwise_exact(corpus, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
     assert meta["step"] == 7
+
+
+def test_train_with_settings_is_what_the_command_line_runs(corpus, tmp_path):
+    """The Python API: the same checkpoints as train.py; a resume keeps the run's settings
+    that the caller left at their defaults and refuses one it set to another value."""
+    assert training.main(args(corpus, tmp_path / "cli", "--max-steps", "4")) == 0
+    given, _ = training.parse(args(corpus, tmp_path / "api", "--max-steps", "4"))
+    result = training.train(given)
+    assert (result.updates, result.stop) == (4, "--max-steps 4 reached")
+    assert result.settings == dataclasses.replace(given, lr=settings.ADAM_LR)
+    a, b = params_of(tmp_path / "cli"), params_of(tmp_path / "api")
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    more = training.train(training.Settings(out=str(tmp_path / "api"), resume=True,
+                                            max_steps=6, device="cpu", quiet=True))
+    assert more.updates == 6 and (more.settings.batch_size, more.settings.preset) == (8, "tiny")
+    with pytest.raises(training.TrainingError, match="--seed 5: the run in .* keeps it"):
+        training.train(training.Settings(out=str(tmp_path / "api"), resume=True, seed=5,
+                                         device="cpu", quiet=True))
 
 
 def test_resume_is_bitwise_exact_with_the_papers_settings(corpus, tmp_path):
