@@ -133,7 +133,9 @@ def train_models(names: list[str], out: Path, files: dict[str, Path], device: st
             continue
         resume = checkpoint_exists(run, "last")
         print(f"{name}: {'resuming' if resume else 'training into'} {run}", file=sys.stderr)
-        code, record = train(train_settings(m, run, files, device), resume)
+        # every setting given is checked against the run's own on resume
+        given = ("variant", "max_len", "seed", "band", *DATA_FILES, *SETTINGS)
+        code, record = train(train_settings(m, run, files, device), given, resume)
         if code:
             return code
         print(f"{name}: {record['stop']} after {record['updates']:,} updates "

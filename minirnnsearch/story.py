@@ -40,6 +40,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -107,25 +108,31 @@ def load_average() -> list[float]:
 
 
 def story_settings(pair: str, variant: str, run: Path, args: argparse.Namespace,
-                   train_args: list[str]) -> training.Settings:
+                   train_args: list[str]) -> tuple[training.Settings, list[str]]:
     """The training settings of one model of the story: the story's, then train.py's options
-    ``train_args`` over them (so a flag given wins)."""
-    settings = training.Settings(
-        pair=pair, variant=variant, out=str(run), device=args.device,
-        valid_every=args.valid_every, patience=args.patience, valid_size=args.valid_size,
-        max_steps=args.max_steps,
-        epochs=args.max_steps,  # an epoch has >= 1 update: never binds first
-        lr_decay=args.lr_decay, max_time=args.minutes,
-        # the paper's initialisation and batches, not train.py's defaults for a user's corpus
-        init="paper", sort_pool=CHUNK_BATCHES,
-        band=args.band if variant == "cursors" else 0)
-    return training.parse(train_args, settings)[0]
+    ``train_args`` over them (so a flag given wins); and the fields given by either, which a
+    resumed run checks against its own."""
+    story = dict(pair=pair, variant=variant, out=str(run), device=args.device,
+                 valid_every=args.valid_every, patience=args.patience,
+                 valid_size=args.valid_size, max_steps=args.max_steps,
+                 epochs=args.max_steps,  # an epoch has >= 1 update: never binds first
+                 lr_decay=args.lr_decay,
+                 # the paper's initialisation and batches, not train.py's defaults for a user's
+                 # corpus
+                 init="paper", sort_pool=CHUNK_BATCHES)
+    if args.minutes is not None:
+        story["max_time"] = args.minutes
+    if variant == "cursors" and args.band:
+        story["band"] = args.band
+    settings, given = training.parse(train_args, training.Settings(**story))
+    return settings, [*story, *(k for k in given if k not in story)]
 
 
-def train(settings: training.Settings, resume: bool = False, overwrite: bool = False
-          ) -> tuple[int, dict[str, Any] | None]:
+def train(settings: training.Settings, given: Collection[str], resume: bool = False,
+          overwrite: bool = False) -> tuple[int, dict[str, Any] | None]:
     """Train one model with ``settings`` into ``settings.out`` and write its record; returns
-    train.py's exit status and the record. A new run replaces the run there with ``overwrite``
+    train.py's exit status and the record. A resumed run checks the fields ``given`` against
+    its own. A new run replaces the run there with ``overwrite``
     (train.py --overwrite, and its record goes) and is refused by train.py over one without it.
     With ``resume``, continue the interrupted run there from its last checkpoint instead
     (train.py --resume, appending to its log): the record then says at which update it was
@@ -145,7 +152,7 @@ def train(settings: training.Settings, resume: bool = False, overwrite: bool = F
         (run / RECORD).unlink(missing_ok=True)  # a record of the run this one replaces
     settings = dataclasses.replace(settings, resume=resume, overwrite=overwrite and not resume)
     load_start, t0 = load_average(), time.perf_counter()
-    code, result = training.status(lambda: training.train(settings))
+    code, result = training.status(lambda: training.train(settings, given))
     if result is None:
         return code, None
     minutes = (time.perf_counter() - t0) / 60 + earlier.get("earlier_minutes", 0.0)
@@ -225,7 +232,7 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
               f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}",
               file=sys.stderr)
         code, records[variant] = train(
-            story_settings(pair, variant, run, args, train_args), resume, args.retrain)
+            *story_settings(pair, variant, run, args, train_args), resume, args.retrain)
         if code:
             return code
     paths = builtin_corpus(DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
