@@ -2,10 +2,7 @@
 
 import sys
 
-from minirnnsearch import blas
-
-blas.init()  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
-
+from minirnnsearch import blas  # importing the package chooses the BLAS kernel, before NumPy
 from minirnnsearch.training import main
 
 if __name__ == "__main__":

@@ -52,11 +52,6 @@ each side trained alone for M minutes on the same corpus, both scored by sacrebl
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
-    from minirnnsearch import blas as _blas
-
-    _blas.init()
-
 import argparse
 import importlib.util
 import json

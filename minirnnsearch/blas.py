@@ -6,9 +6,9 @@ CPU can run. ``choose_kernel`` reads the CPU's instruction-set flags and sets
 ``OPENBLAS_CORETYPE`` to the best kernel those flags support, never to one they do not (an
 AVX-512 kernel on a CPU without AVX-512 dies with an illegal instruction: OpenBLAS does not check
 a forced kernel), and never over a value the user has set. It only works if it runs before NumPy
-is imported, so this module does not import NumPy: the entry points (train.py, translate.py,
-``python -m minirnnsearch.bench``) call it first. ``describe`` then says, once, what BLAS loaded
-(read with threadpoolctl).
+is imported, so this module does not import NumPy, and importing the package calls ``init``
+first (``minirnnsearch/__init__.py``), before any of its modules loads NumPy. ``describe`` then
+says, once, what BLAS loaded (read with threadpoolctl).
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def thread_env(threads: int | None, blas_threads: int | None = None) -> dict[str
 
 
 def init() -> Choice:
-    """The entry points' first call, before anything imports NumPy: ``choose_kernel`` on this
-    process's environment and CPU, remembered for ``describe``."""
+    """The package's first call, on import, before anything of it imports NumPy:
+    ``choose_kernel`` on this process's environment and CPU, remembered for ``describe``."""
     global _choice
     _choice = choose_kernel(os.environ, cpu_flags(), "numpy" in sys.modules)
     return _choice

@@ -17,7 +17,7 @@ languages (default: the two languages of DIR's train files, English as the sourc
     the sizes given here, and ``--max-time M``; then the test set translated from its best
     checkpoint, what ``translate.py`` uses by default, greedy and with beam 5.
 (b) PyTorch: ``reference_torch.UserRNNsearch`` with the same sizes, trained on the same pairs
-    with the same vocabularies (``training.load_corpus``: the same tokens, the same --max-len
+    with the same vocabularies (``traindata.load_corpus``: the same tokens, the same --max-len
     filter) by a plain loop with PyTorch's usual defaults: its own initialisation (seeded),
     Adam at 1e-3, the gradient clipped to norm 1 as here, batches of the same size cut from
     the pairs sorted by length (source, then target) and shuffled in order every epoch, no
@@ -36,11 +36,6 @@ BLEU; the hypotheses stay in ``OUT/ours`` and ``OUT/torch``.
 """
 
 from __future__ import annotations
-
-if __name__ == "__main__":  # before NumPy loads: OpenBLAS picks its kernel once, when it loads
-    from minirnnsearch import blas as _blas
-
-    _blas.init()
 
 import argparse
 import inspect
@@ -61,7 +56,7 @@ from .data.batching import make_batch
 from .data.io import DataError, read_lines, read_parallel
 from .data.subword import segmenters
 from .oserrors import make_dir, reports_os_errors, write_atomic
-from .runlock import RunInUse
+from .traindata import load_corpus
 
 SIDES = ("ours", "torch")
 TORCH_LR = 1e-3       # torch.optim.Adam's default
@@ -100,21 +95,21 @@ def corpus_files(corpus: str | Path, pair: str | None) -> tuple[str, str, dict[s
     return src, tgt, files
 
 
-def train_argv(args: argparse.Namespace, files: dict[str, Path], out: Path) -> list[str]:
-    """The train.py arguments of a side: the corpus, the budget, and only the sizes given."""
-    argv = ["--train-src", str(files["train_src"]), "--train-tgt", str(files["train_tgt"]),
-            "--dev-src", str(files["dev_src"]), "--dev-tgt", str(files["dev_tgt"]),
-            "--max-time", str(args.minutes), "--out", str(out), "--quiet",
-            "--device", args.device, "--preset", args.preset]
-    for flag, key in (("--emb", "emb"), ("--hidden", "hidden"), ("--align", "align"),
-                      ("--maxout", "maxout"), ("--batch-size", "batch"),
-                      ("--vocab-size", "vocab"), ("--max-steps", "max_steps")):
-        if getattr(args, key) is not None:
-            argv += [flag, str(getattr(args, key))]
-    return argv
+def train_settings(args: argparse.Namespace, files: dict[str, Path], out: Path
+                   ) -> training.Settings:
+    """The training settings of a side: the corpus, the budget, and only the sizes given (the
+    side's process gets them as train.py options, ``Settings.argv``)."""
+    sizes = {key: getattr(args, given) for key, given in (
+        ("emb", "emb"), ("hidden", "hidden"), ("align", "align"), ("maxout", "maxout"),
+        ("batch_size", "batch"), ("vocab_size", "vocab"), ("max_steps", "max_steps"))
+        if getattr(args, given) is not None}
+    return training.Settings(
+        train_src=str(files["train_src"]), train_tgt=str(files["train_tgt"]),
+        dev_src=str(files["dev_src"]), dev_tgt=str(files["dev_tgt"]), max_time=args.minutes,
+        out=str(out), quiet=True, device=args.device, preset=args.preset, **sizes)
 
 
-def _sizes(cfg: model.Config, args: argparse.Namespace) -> dict[str, int]:
+def _sizes(cfg: model.Config, args: training.Settings) -> dict[str, int]:
     return dict(emb=cfg.emb, hidden=cfg.hidden, align=cfg.align, maxout=cfg.maxout,
                 src_vocab=cfg.src_vocab, tgt_vocab=cfg.tgt_vocab, batch=args.batch_size,
                 max_len=args.max_len)
@@ -125,26 +120,25 @@ def _write(path: Path, lines: list[str]) -> str:
     return str(path)
 
 
-def run_ours(args: argparse.Namespace, test_src: list[str], name: str) -> dict[str, Any]:
+def run_ours(settings: training.Settings, test_src: list[str], name: str) -> dict[str, Any]:
     """Side (a), in its child process: train.py's training, then the test set translated from
     the best checkpoint, greedy and with beam 5."""
     from .translation import Translator
 
-    with training.claim(args):  # the run directory, as train.py holds it
-        trainer = training.Trainer(args)
-        info = trainer.train()
-    tr = Translator(args.out, "best", args.device)
-    out = Path(args.out)
+    result = training.train(settings)
+    s = result.settings  # lr as a number, the optimiser's default included
+    tr = Translator(s.out, "best", s.device)
+    out = Path(s.out)
     hyps = {}
     for key, beam in (("greedy", 1), (f"beam{BEAM}", BEAM)):
         results = tr.translate(test_src, beam=beam, batch_size=DECODE_BATCH, name=name)
         hyps[key] = _write(out / f"test.{key}.txt", [hs[0][0] for hs in results])
-    return dict(updates=info["step"], epochs=round(info["epochs"], 3),
-                train_minutes=round(info["elapsed"] / 60, 3), stop=info["stop"],
-                optimizer=args.optimizer, lr=args.lr, lr_decay=args.lr_decay, clip=args.clip,
-                checkpoint="best",
-                checkpoint_step=load_checkpoint(out, "best")[2]["step"],
-                sizes=_sizes(trainer.cfg, args), hypotheses=hyps)
+    meta = load_checkpoint(out, "best")[2]
+    return dict(updates=result.updates, epochs=round(result.epochs, 3),
+                train_minutes=round(result.seconds / 60, 3), stop=result.stop,
+                optimizer=s.optimizer, lr=s.lr, lr_decay=s.lr_decay, clip=s.clip,
+                checkpoint="best", checkpoint_step=meta["step"],
+                sizes=_sizes(model.Config.from_dict(meta["config"]), s), hypotheses=hyps)
 
 
 def length_sorted_batches(pairs: list[tuple[list[int], list[int]]], batch_size: int
@@ -154,7 +148,7 @@ def length_sorted_batches(pairs: list[tuple[list[int], list[int]]], batch_size: 
     return [order[a : a + batch_size] for a in range(0, len(order), batch_size)]
 
 
-def run_torch(args: argparse.Namespace, test_src: list[str], threads: int) -> dict[str, Any]:
+def run_torch(args: training.Settings, test_src: list[str], threads: int) -> dict[str, Any]:
     """Side (b), in its child process: the PyTorch user's model trained by a plain loop for
     the budget, then the test set decoded greedily."""
     import torch
@@ -162,7 +156,7 @@ def run_torch(args: argparse.Namespace, test_src: list[str], threads: int) -> di
     from .reference_torch import UserRNNsearch
 
     torch.set_num_threads(threads)
-    corpus, src_vocab, tgt_vocab = training.load_corpus(args, None)
+    corpus, src_vocab, tgt_vocab = load_corpus(args, None)
     given = {k: getattr(args, k) for k in ("emb", "hidden", "align", "maxout")
              if getattr(args, k) is not None}
     cfg = model.Config.from_preset(args.preset, src_vocab=len(src_vocab),
@@ -240,7 +234,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         if (out / side).exists() and any((out / side).iterdir()):
             raise DataError(f"{out / side}: holds an earlier comparison; choose another --out "
                             "or remove it")
-    results = {side: run_side(side, train_argv(args, files, out / side), files, args.threads)
+    results = {side: run_side(side, train_settings(args, files, out / side).argv(), files,
+                              args.threads)
                for side in SIDES}
     refs = [t for _, t in read_parallel(files["test_src"], files["test_tgt"])[0]]
     bleu = sacrebleu.BLEU(tokenize="13a")
@@ -267,12 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-tgt", required=True)
     ap.add_argument("--threads", type=positive_int, required=True)
     own, rest = ap.parse_known_args(argv)
-    args = training.build_parser().parse_args(rest)
+    settings = training.parse(rest)[0]
     try:
         test_src = [s for s, _ in read_parallel(own.test_src, own.test_tgt)[0]]
-        result = (run_ours(args, test_src, own.test_src) if own.side == "ours" else
-                  run_torch(args, test_src, own.threads))
-    except (DataError, training.TrainingError, RunInUse) as e:
+        result = (run_ours(settings, test_src, own.test_src) if own.side == "ours" else
+                  run_torch(settings, test_src, own.threads))
+    except training.ONE_LINE as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result))

@@ -5,7 +5,7 @@ model.
     python -m minirnnsearch.real_story --corpus .cache/prose/en-fr [--models NAME ...]
 
 Trains the models of ``MODELS`` on the corpus's words, in that order (or the ones named), each
-to its plateau: the settings of ``SETTINGS``, every one passed to train.py explicitly, so a
+to its plateau: the settings of ``SETTINGS``, every one given explicitly, so a
 change of train.py's defaults cannot reach these runs, and no cap in updates or epochs that a
 run could reach first. A model already trained in ``OUT/NAME`` is reused; one interrupted
 (checkpoints, no ``story.json`` record) is resumed from its last checkpoint, exactly.
@@ -39,6 +39,7 @@ from .data.io import read_lines
 from .data.tokenize import tokenize
 from .oserrors import doing, make_dir, reports_os_errors, write_atomic
 from .report import bleu_by_length_interval, plot_attention, plot_bleu_by_length
+from .settings import DATA_FILES, Settings
 from .story import RECORD, read_record, summary_table, train
 from .translation import Translator
 
@@ -116,15 +117,11 @@ def corpus_files(corpus: Path) -> dict[str, Path]:
     return files
 
 
-def train_argv(m: Model, run: Path, files: dict[str, Path], device: str) -> list[str]:
-    """train.py's options for model ``m``: every setting given."""
-    argv = ["--variant", m.variant, "--max-len", str(m.max_len), "--seed", str(m.seed),
-            "--band", str(m.band), "--out", str(run), "--device", device, "--quiet"]
-    for role in ("train_src", "train_tgt", "dev_src", "dev_tgt"):
-        argv += [f"--{role.replace('_', '-')}", str(files[role])]
-    for key, value in SETTINGS.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    return argv
+def train_settings(m: Model, run: Path, files: dict[str, Path], device: str) -> Settings:
+    """The training settings of model ``m``: every one given."""
+    return Settings(variant=m.variant, max_len=m.max_len, seed=m.seed, band=m.band,
+                    out=str(run), device=device, quiet=True,
+                    **{role: str(files[role]) for role in DATA_FILES}, **SETTINGS)
 
 
 def train_models(names: list[str], out: Path, files: dict[str, Path], device: str) -> int:
@@ -136,7 +133,9 @@ def train_models(names: list[str], out: Path, files: dict[str, Path], device: st
             continue
         resume = checkpoint_exists(run, "last")
         print(f"{name}: {'resuming' if resume else 'training into'} {run}", file=sys.stderr)
-        code, record = train(run, train_argv(m, run, files, device), resume)
+        # every setting given is checked against the run's own on resume
+        given = ("variant", "max_len", "seed", "band", *DATA_FILES, *SETTINGS)
+        code, record = train(train_settings(m, run, files, device), given, resume)
         if code:
             return code
         print(f"{name}: {record['stop']} after {record['updates']:,} updates "

@@ -35,10 +35,12 @@ prints test BLEU and BLEU by source length, and writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,7 @@ from .report import (
     plot_contexts,
     text_heatmap,
 )
+from .traindata import DEFAULT_CORPUS_CACHE
 from .translation import Translator
 
 ORDER = ("encdec", "cursors", "diagonal", "rnnsearch")
@@ -104,33 +107,38 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def story_argv(pair: str, variant: str, run: Path, args: argparse.Namespace,
-               train_args: list[str]) -> list[str]:
-    """train.py's options for one model of the story: the story's settings, then
-    ``train_args`` (so a flag given wins)."""
-    argv = ["--pair", pair, "--variant", variant, "--out", str(run), "--device", args.device,
-            "--valid-every", str(args.valid_every), "--patience", str(args.patience),
-            "--valid-size", str(args.valid_size), "--max-steps", str(args.max_steps),
-            "--epochs", str(args.max_steps),  # an epoch has >= 1 update: never binds first
-            "--lr-decay", str(args.lr_decay),
-            # the paper's initialisation and batches, not train.py's defaults for a user's corpus
-            "--init", "paper", "--sort-pool", str(CHUNK_BATCHES)]
+def story_settings(pair: str, variant: str, run: Path, args: argparse.Namespace,
+                   train_args: list[str]) -> tuple[training.Settings, list[str]]:
+    """The training settings of one model of the story: the story's, then train.py's options
+    ``train_args`` over them (so a flag given wins); and the fields given by either, which a
+    resumed run checks against its own."""
+    story = dict(pair=pair, variant=variant, out=str(run), device=args.device,
+                 valid_every=args.valid_every, patience=args.patience,
+                 valid_size=args.valid_size, max_steps=args.max_steps,
+                 epochs=args.max_steps,  # an epoch has >= 1 update: never binds first
+                 lr_decay=args.lr_decay,
+                 # the paper's initialisation and batches, not train.py's defaults for a user's
+                 # corpus
+                 init="paper", sort_pool=CHUNK_BATCHES)
     if args.minutes is not None:
-        argv += ["--max-time", str(args.minutes)]
+        story["max_time"] = args.minutes
     if variant == "cursors" and args.band:
-        argv += ["--band", str(args.band)]
-    return argv + train_args
+        story["band"] = args.band
+    settings, given = training.parse(train_args, training.Settings(**story))
+    return settings, [*story, *(k for k in given if k not in story)]
 
 
-def train(run: Path, argv: list[str], resume: bool = False, overwrite: bool = False
-          ) -> tuple[int, dict[str, Any] | None]:
-    """Train one model into ``run`` with train.py's options ``argv`` and write its record;
-    returns train.py's exit status and the record. A new run replaces the run there with
-    ``overwrite`` (train.py --overwrite, and its record goes) and is refused by train.py over
-    one without it. With ``resume``, continue the interrupted run in ``run`` from its last
-    checkpoint instead (train.py --resume, appending to its log): the record then says at which
-    update it was resumed and counts the minutes of its log before that (to its last
-    validation) in ``minutes``."""
+def train(settings: training.Settings, given: Collection[str], resume: bool = False,
+          overwrite: bool = False) -> tuple[int, dict[str, Any] | None]:
+    """Train one model with ``settings`` into ``settings.out`` and write its record; returns
+    train.py's exit status and the record. A resumed run checks the fields ``given`` against
+    its own. A new run replaces the run there with ``overwrite``
+    (train.py --overwrite, and its record goes) and is refused by train.py over one without it.
+    With ``resume``, continue the interrupted run there from its last checkpoint instead
+    (train.py --resume, appending to its log): the record then says at which update it was
+    resumed and counts the minutes of its log before that (to its last validation) in
+    ``minutes``."""
+    run = Path(settings.out)
     earlier = {}
     if resume:
         with doing("read", run / "last.json"):
@@ -142,15 +150,15 @@ def train(run: Path, argv: list[str], resume: bool = False, overwrite: bool = Fa
             [r["elapsed"] / 60 for r in log if r["step"] <= step], default=0.0))
     elif overwrite:
         (run / RECORD).unlink(missing_ok=True)  # a record of the run this one replaces
-    argv = argv + (["--resume"] if resume else ["--overwrite"] if overwrite else [])
+    settings = dataclasses.replace(settings, resume=resume, overwrite=overwrite and not resume)
     load_start, t0 = load_average(), time.perf_counter()
-    code, result = training.run(argv)
-    if code:
+    code, result = training.status(lambda: training.train(settings, given))
+    if result is None:
         return code, None
     minutes = (time.perf_counter() - t0) / 60 + earlier.get("earlier_minutes", 0.0)
-    record = dict(updates=result["step"], epochs=result["epochs"], stop=result["stop"],
-                  minutes=minutes, best_dev_bleu=result["best_bleu"], load_start=load_start,
-                  load_end=load_average(), train_argv=argv, **earlier)
+    record = dict(updates=result.updates, epochs=result.epochs, stop=result.stop,
+                  minutes=minutes, best_dev_bleu=result.best_bleu, load_start=load_start,
+                  load_end=load_average(), train_argv=settings.argv(), **earlier)
     write_atomic(run / RECORD, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
     return 0, record
 
@@ -224,10 +232,10 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
               f"{f' or {args.minutes:g} minutes' if args.minutes is not None else ''}",
               file=sys.stderr)
         code, records[variant] = train(
-            run, story_argv(pair, variant, run, args, train_args), resume, args.retrain)
+            *story_settings(pair, variant, run, args, train_args), resume, args.retrain)
         if code:
             return code
-    paths = builtin_corpus(training.DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
+    paths = builtin_corpus(DEFAULT_CORPUS_CACHE, seed=1234, pair=pair)
     src_all = read_lines(paths["test.en"])[: args.test_size]
     ref_all = read_lines(paths[f"test.{target_language(pair)}"])[: args.test_size]
     curves, bleus, panels, n_test = {}, {}, [], 0

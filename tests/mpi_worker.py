@@ -22,7 +22,7 @@ from helpers import grads64_batches, grads64_config
 from mpi4py import MPI
 
 from minirnnsearch import distributed, model, training
-from minirnnsearch.backend import to_host
+from minirnnsearch.backend import get_backend, to_host
 
 RANK = MPI.COMM_WORLD.Get_rank()
 
@@ -30,7 +30,7 @@ RANK = MPI.COMM_WORLD.Get_rank()
 def grads64(out: str) -> None:
     group = distributed.init()
     for device in ("cpu", "strict"):  # strict: the path through host copies, Array API only
-        backend = training.get_backend(device)
+        backend = get_backend(device)
         params = model.init_params(grads64_config(), backend, seed=3, dtype="float64")
         arrays = {}
         for i, pairs in enumerate(grads64_batches()):

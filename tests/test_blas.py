@@ -1,6 +1,7 @@
 """The BLAS kernel choice: only kernels the CPU flags support, a user's setting kept, and the
 module that makes the choice loads no NumPy (it must run before NumPy does)."""
 
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,15 @@ def test_describe_names_the_loaded_library_and_kernel():
     info = blas.loaded()
     assert line.startswith("BLAS: ")
     assert info["library"] is None or f"kernel {info['kernel']}" in line
+
+
+def test_importing_the_package_chooses_the_kernel_and_loads_the_api_on_first_use():
+    code = ("import sys, minirnnsearch; from minirnnsearch import blas; "
+            "print('numpy' in sys.modules, blas._choice.reason); minirnnsearch.Settings; "
+            "print('numpy' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != blas.VARIABLE}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    before, after = out.stdout.splitlines()
+    assert before.startswith("False ") and "NumPy was loaded first" not in before
+    assert after == "True"

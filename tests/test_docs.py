@@ -9,6 +9,10 @@ parsed by its program's own argparse parser (``build_parser()`` of its module; `
 the options it does not know to train.py's), without running it: an unknown option, a bad value,
 a missing required argument or a module that does not exist fails, naming the file and line.
 Each program is also run once with ``--help``.
+
+A ``python`` block is a snippet of the Python API: the snippets of a page run in order, in one
+fresh interpreter in an empty directory (so each may use what the ones before it made), and
+one that raises fails, naming the file and line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import os
 import re
 import shlex
@@ -252,6 +257,41 @@ def test_shell_lines_are_read_as_bash_would():
                                    "--out", "runs/dp"])]
 
 
+
+
+def snippets(page: Path) -> list[tuple[str, str]]:
+    """The page's ``python`` blocks: (file:line of the first line, code)."""
+    name = page.relative_to(ROOT)
+    return [(f"{name}:{block[0][0]}", "\n".join(line for _, line in block))
+            for lang, block in fenced_blocks(page.read_text(encoding="utf-8"))
+            if lang == "python" and block]
+
+
+# Runs each snippet in one namespace; on an error, names the snippet and exits 1.
+RUN_SNIPPETS = """
+import json, sys, traceback
+namespace = {"__name__": "__main__"}
+for where, code in json.load(sys.stdin):
+    try:
+        exec(compile(code, where, "exec"), namespace)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(f"{where}: this snippet failed")
+"""
+SNIPPET_PAGES = [p for p in PAGES if snippets(p)]
+
+
+def test_the_api_page_has_snippets():
+    assert ROOT / "docs" / "api.md" in SNIPPET_PAGES
+
+
+@pytest.mark.parametrize("page", SNIPPET_PAGES, ids=[p.name for p in SNIPPET_PAGES])
+def test_documented_python_snippets_run(page, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", RUN_SNIPPETS], cwd=tmp_path, env=env,
+                          input=json.dumps(snippets(page)), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def links(page: Path) -> list[str]:

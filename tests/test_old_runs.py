@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minirnnsearch import checkpoint, training, translation
+from minirnnsearch import checkpoint, settings, traindata, training, translation
 from minirnnsearch.data.corpus import builtin_corpus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "old_runs"
@@ -39,7 +39,7 @@ OLD_RUNS = {
 def corpus_home(tmp_path_factory):
     """A directory whose .cache/corpus holds today's built-in corpus, where train.py finds it."""
     home = tmp_path_factory.mktemp("home")
-    builtin_corpus(home / training.DEFAULT_CORPUS_CACHE, seed=1234)
+    builtin_corpus(home / traindata.DEFAULT_CORPUS_CACHE, seed=1234)
     return home
 
 
@@ -48,7 +48,7 @@ def copy_of(name, tmp_path):
 
 
 def test_todays_builtin_corpus_is_the_one_the_old_runs_trained_on(corpus_home):
-    files = sorted((corpus_home / training.DEFAULT_CORPUS_CACHE).glob("*/*"))
+    files = sorted((corpus_home / traindata.DEFAULT_CORPUS_CACHE).glob("*/*"))
     assert len(files) == 6
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     assert digest == CORPUS_SHA256, "the built-in corpus changed: the old runs cannot resume"
@@ -57,7 +57,7 @@ def test_todays_builtin_corpus_is_the_one_the_old_runs_trained_on(corpus_home):
 @pytest.mark.parametrize("name", OLD_RUNS)
 def test_an_old_run_gets_the_settings_its_commit_trained_with(name, tmp_path):
     _, _, meta = checkpoint.load_checkpoint(copy_of(name, tmp_path), "last")
-    assert training.run_settings(meta) == OLD_RUNS[name][0]
+    assert settings.run_settings(meta) == OLD_RUNS[name][0]
 
 
 @pytest.mark.parametrize("name", OLD_RUNS)
@@ -104,7 +104,7 @@ def test_what_an_old_run_does_not_record_stays_unrecorded_when_resumed(tmp_path,
               "--valid-size", "5"]
     assert training.main([*common, "--max-steps", "6"]) == 0
     _, _, meta = checkpoint.load_checkpoint(run, "last")
-    assert meta["step"] == 6 and not set(training.RECORDED_LATER) & set(meta)
+    assert meta["step"] == 6 and not set(settings.RECORDED_LATER) & set(meta)
     capsys.readouterr()
     assert training.main([*common, "--max-steps", "8", "--vocab-size", "30"]) == 0
     assert "predates the record of --vocab-size, --valid-size" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 import sacrebleu
 from helpers import small_corpus
 
-from minirnnsearch import bench, quality, training
+from minirnnsearch import bench, quality, settings
 from minirnnsearch.data.io import DataError
 
 
@@ -59,7 +59,7 @@ def test_both_sides_trained_alike_and_scored_alike(tmp_path, capsys):
     assert ours["sizes"]["batch"] == 4 and ours["sizes"]["emb"] == 4
     assert ours["updates"] == theirs["updates"] == 2
     assert ours["epochs"] == theirs["epochs"] > 0  # same pairs, same batch size
-    assert ours["lr"] == training.ADAM_LR and theirs["lr"] == quality.TORCH_LR
+    assert ours["lr"] == settings.ADAM_LR and theirs["lr"] == quality.TORCH_LR
     assert theirs["torch_version"] == torch.__version__ and theirs["threads"] == 1
     assert set(ours["hypotheses"]) == {"greedy", "beam5"} and set(theirs["hypotheses"]) == {
         "greedy"}

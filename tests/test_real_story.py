@@ -7,7 +7,7 @@ import re
 import pytest
 import sacrebleu
 
-from minirnnsearch import real_story, report, story, training
+from minirnnsearch import real_story, report, story
 from minirnnsearch.data import corpus
 
 TINY = dict(preset="tiny", vocab_size=400, init="paper", optimizer="adam", lr=3e-3,
@@ -33,18 +33,16 @@ def small_corpus(tmp_path, monkeypatch):
     return out
 
 
-def test_train_argv_gives_every_setting_and_no_cap():
+def test_train_settings_give_every_setting_and_no_cap():
     files = {f"{s}_{side}": f"{s}.{side}" for s in ("train", "dev", "test")
              for side in ("src", "tgt")}
-    argv = real_story.train_argv(real_story.BY_NAME["encdec-30"], "runs/x", files, "cpu")
-    given = training.given_options(training.build_parser(), argv)
-    assert "max_steps" not in given and "max_time" not in given
-    settings = {*real_story.SETTINGS, "variant", "max_len", "seed", "band", "train_src",
-                "train_tgt", "dev_src", "dev_tgt"}
-    assert settings <= set(given)
-    args = training.build_parser().parse_args(argv)
-    assert (args.variant, args.max_len, args.seed) == ("encdec", 30, 1234)
-    assert args.epochs == real_story.SETTINGS["epochs"] >= 10000  # never the stop
+    settings = real_story.train_settings(real_story.BY_NAME["encdec-30"], "runs/x", files, "cpu")
+    assert settings.max_steps is None and settings.max_time is None
+    assert all(getattr(settings, k) == v for k, v in real_story.SETTINGS.items())
+    assert (settings.variant, settings.max_len, settings.seed, settings.band) == (
+        "encdec", 30, 1234, 0)
+    assert (settings.train_src, settings.dev_tgt) == ("train.src", "dev.tgt")
+    assert settings.epochs == real_story.SETTINGS["epochs"] >= 10000  # never the stop
 
 
 def test_models_are_the_papers_and_in_the_issues_order():

@@ -12,7 +12,7 @@ import pytest
 from helpers import hold_run
 from PIL import Image
 
-from minirnnsearch import model, story, training
+from minirnnsearch import model, story, traindata
 from minirnnsearch.data import corpus
 from minirnnsearch.data.batching import epoch_batches
 
@@ -25,7 +25,7 @@ TINY = ["--test-size", "25", "--beam", "2", "--device", "cpu", "--out", "runs",
 def small_corpus(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the built-in corpora are cached under ./.cache
     small = functools.partial(corpus.builtin_corpus, n_train=400, n_dev=20, n_test=30)
-    monkeypatch.setattr(training, "builtin_corpus", small)
+    monkeypatch.setattr(traindata, "builtin_corpus", small)
     monkeypatch.setattr(story, "builtin_corpus", small)
     return tmp_path
 
@@ -174,3 +174,19 @@ def test_a_run_stopped_before_its_first_validation_is_not_trained_over(small_cor
     assert story.main([*TINY, "--test-size", "3", "--resume"]) == 0
     assert "encdec: resuming runs/en-fr/encdec" in capsys.readouterr().err
     assert json.loads((run / "story.json").read_text())["resumed_at"] == 1
+
+
+def test_story_settings_give_the_storys_own_and_then_train_py_options():
+    """Every setting the story chooses counts as given, defaults included (a resumed run checks
+    them against its own), and train.py's options given to the story win over them."""
+    args = story.build_parser().parse_args(["--device", "cpu"])
+    settings, given = story.story_settings("en-fr", "rnnsearch", Path("runs/x"), args,
+                                           ["--init", "fan-in", "--seed", "3"])
+    assert (settings.init, settings.seed, settings.sort_pool) == ("fan-in", 3, 20)
+    assert (settings.epochs, settings.max_steps, settings.max_time) == (story.MAX_STEPS,) * 2 + (
+        None,)
+    assert {"pair", "variant", "lr_decay", "init", "sort_pool", "seed"} <= set(given)
+    assert "band" not in given and "max_time" not in given and len(set(given)) == len(given)
+    cursors, given = story.story_settings("en-de", "cursors", Path("runs/y"), story.build_parser(
+        ).parse_args(["--band", "2", "--minutes", "5"]), [])
+    assert (cursors.band, cursors.max_time) == (2, 5.0) and {"band", "max_time"} <= set(given)

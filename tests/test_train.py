@@ -1,5 +1,6 @@
 """train.py end to end on a tiny corpus: exact resume, the log, and every bad input."""
 
+import dataclasses
 import functools
 import json
 import re
@@ -15,7 +16,16 @@ import pytest
 import sacrebleu
 from helpers import small_corpus
 
-from minirnnsearch import backend, checkpoint, model, training, translation
+from minirnnsearch import (
+    backend,
+    checkpoint,
+    model,
+    settings,
+    traindata,
+    trainer,
+    training,
+    translation,
+)
 from minirnnsearch.data import corpus as data_corpus
 
 
@@ -46,6 +56,26 @@ def test_resume_is_bitwise_exact(corpus, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
     assert meta["step"] == 7
+
+
+def test_train_with_settings_is_what_the_command_line_runs(corpus, tmp_path):
+    """The Python API: the same checkpoints as train.py; a resume keeps the run's settings
+    that the caller left at their defaults and refuses one it set to another value."""
+    assert training.main(args(corpus, tmp_path / "cli", "--max-steps", "4")) == 0
+    given, _ = training.parse(args(corpus, tmp_path / "api", "--max-steps", "4"))
+    result = training.train(given)
+    assert (result.updates, result.stop) == (4, "--max-steps 4 reached")
+    assert result.settings == dataclasses.replace(given, lr=settings.ADAM_LR)
+    a, b = params_of(tmp_path / "cli"), params_of(tmp_path / "api")
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    more = training.train(training.Settings(out=str(tmp_path / "api"), resume=True,
+                                            max_steps=6, device="cpu", quiet=True))
+    assert more.updates == 6 and (more.settings.batch_size, more.settings.preset) == (8, "tiny")
+    with pytest.raises(training.TrainingError, match="--seed 5: the run in .* keeps it"):
+        training.train(training.Settings(out=str(tmp_path / "api"), resume=True, seed=5,
+                                         device="cpu", quiet=True))
 
 
 def test_resume_is_bitwise_exact_with_the_papers_settings(corpus, tmp_path):
@@ -79,7 +109,7 @@ def test_logged_training_loss_is_the_mean_over_the_validation_interval(corpus, t
         return loss, n_tokens
 
     monkeypatch.setattr(training.Trainer, "train_step", recording)
-    every = training.LOG_EVERY + 10  # a read at LOG_EVERY inside each interval
+    every = trainer.LOG_EVERY + 10  # a read at LOG_EVERY inside each interval
     assert training.main(args(corpus, tmp_path, "--valid-every", str(every),
                               "--max-steps", str(2 * every + 7))) == 0
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -369,7 +399,7 @@ def test_odd_but_valid_text_trains_and_translates(corpus, tmp_path, capsys):
 
 def test_pair_en_de_trains_on_the_german_corpus_and_resume_keeps_it(tmp_path, monkeypatch):
     small = functools.partial(data_corpus.builtin_corpus, n_train=300, n_dev=10, n_test=10)
-    monkeypatch.setattr(training, "builtin_corpus", small)
+    monkeypatch.setattr(traindata, "builtin_corpus", small)
     monkeypatch.chdir(tmp_path)
     run = ["--preset", "tiny", "--batch-size", "8", "--device", "cpu", "--quiet", "--out", "r"]
     assert training.main([*run, "--pair", "en-de", "--max-steps", "2"]) == 0
@@ -472,11 +502,11 @@ def test_every_option_is_taken_or_fixed_on_resume_and_help_says_which(base_run):
     """No option falls between the rules: each is taken from the command line on resume, or
     recorded by the run and checked (so a new option must be put in one or the other)."""
     ap = training.build_parser()
-    fixed = training.run_settings(checkpoint.load_checkpoint(base_run, "last")[2])
-    assert set(vars(ap.parse_args([]))) == set(training.TAKEN_ON_RESUME) | set(fixed)
+    fixed = settings.run_settings(checkpoint.load_checkpoint(base_run, "last")[2])
+    assert set(vars(ap.parse_args([]))) == set(settings.TAKEN_ON_RESUME) | set(fixed)
     assert {flag[2:].replace("-", "_") for flag, _, _ in FIXED} == set(fixed)
     resume_help = " ".join(ap.format_help().split("--resume  ")[1].split())
-    for dest in set(training.TAKEN_ON_RESUME) - {"out", "resume"}:
+    for dest in set(settings.TAKEN_ON_RESUME) - {"out", "resume"}:
         assert "--" + dest.replace("_", "-") in resume_help
 
 
@@ -546,25 +576,24 @@ def test_a_resumed_run_takes_device_and_quiet(corpus, base_run, tmp_path, capsys
     assert files_of(run) == before
 
 
-def trainer(argv, clock):
+def make_trainer(argv, clock):
     """A Trainer made as ``main`` makes it, with its own clock."""
-    ap = training.build_parser()
-    return training.Trainer(ap.parse_args(argv), clock=clock,
-                            given=training.given_options(ap, argv))
+    settings, given = training.parse(argv)
+    return training.Trainer(settings, clock=clock, given=given)
 
 
 def test_max_time_counts_this_runs_minutes_on_the_clock(corpus, base_run, tmp_path, capsys):
     """With a clock on which each update takes a minute: --max-time 3 stops a new run after 3
     updates, and a resumed run 3 updates after it resumed; no real wait."""
-    t = trainer(args(corpus, tmp_path / "new", "--max-time", "3"), lambda: 60.0 * t.step)
-    assert t.train()["stop"] == "--max-time 3 minutes reached"
+    t = make_trainer(args(corpus, tmp_path / "new", "--max-time", "3"), lambda: 60.0 * t.step)
+    assert t.train().stop == "--max-time 3 minutes reached"
     assert t.step == 3 and checkpoint.load_checkpoint(tmp_path / "new", "last")[2]["step"] == 3
     last = json.loads((tmp_path / "new" / "log.jsonl").read_text().splitlines()[-1])
     assert last["elapsed"] == 180  # before the validation, on the run's clock
     assert last["valid_seconds"] == 0  # the validation's own time: this clock stood still
     run = resumed(base_run, tmp_path)
-    t = trainer(args(corpus, run, "--resume", "--max-time", "3"), lambda: 60.0 * t.step)
-    assert t.train()["stop"] == "--max-time 3 minutes reached" and t.step == 2 + 3
+    t = make_trainer(args(corpus, run, "--resume", "--max-time", "3"), lambda: 60.0 * t.step)
+    assert t.train().stop == "--max-time 3 minutes reached" and t.step == 2 + 3
 
 
 # -- the rules of the loop, each pinned ---------------------------------------------------------
@@ -844,9 +873,9 @@ def test_one_run_at_a_time_in_a_directory(corpus, tmp_path, capsys):
 # train.py in a child process, killed outright (SIGKILL) at POINT of the validation at STEP
 KILL_AT = """
 import json, os, signal, sys
-from minirnnsearch import checkpoint, training
+from minirnnsearch import checkpoint, trainer, training
 point, step = sys.argv[1], int(sys.argv[2])
-append_line, save_checkpoint, replace = training.append_line, training.save_checkpoint, os.replace
+append_line, save_checkpoint, replace = trainer.append_line, trainer.save_checkpoint, os.replace
 saving = []  # the checkpoint being saved at STEP
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -864,7 +893,7 @@ def renamed(src, dst):
     replace(src, dst)
     if saving and point == f"between the renames of {saving[0]}" and str(dst).endswith(".npz"):
         die()  # the new npz in place, the json not yet
-training.append_line, training.save_checkpoint, checkpoint.os.replace = logged, saved, renamed
+trainer.append_line, trainer.save_checkpoint, checkpoint.os.replace = logged, saved, renamed
 sys.exit(training.main(sys.argv[3:]))
 """
 CLOCK = ("elapsed", "tokens_per_s", "valid_seconds")  # what two runs of the same state differ in
@@ -932,7 +961,7 @@ def test_a_best_past_last_as_earlier_runs_left_it_is_not_kept(corpus, tmp_path, 
         f.write((c / "log.jsonl").read_text().splitlines()[-1] + "\n")
     assert log_steps(b) == [2, 4] and checkpoint.load_checkpoint(b, "best")[2]["step"] == 4
     capsys.readouterr()
-    trainer(args(corpus, b, *fast, "--resume"), time.perf_counter)
+    make_trainer(args(corpus, b, *fast, "--resume"), time.perf_counter)
     assert not checkpoint.checkpoint_exists(b, "best") and log_steps(b) == [2]
     assert f"{b}: removed `best` of step 4, past `last` (step 2)" in capsys.readouterr().err
     scripted_bleu(monkeypatch, [2.0, 3.0])
