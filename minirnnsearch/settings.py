@@ -213,10 +213,11 @@ def conflict(s: Settings, given: Collection[str]) -> str:
         return "--overwrite starts a new run and --resume continues one: give one of them"
     if s.resume:
         return ""
-    if s.band and s.variant != "cursors":
-        return "--band is for --variant cursors only"
-    if s.dropout and s.variant == "cursors":
-        return "--dropout is not implemented for --variant cursors"
+    if s.band and not model.supports_band(s.variant):
+        banded = [v for v in model.VARIANTS if model.supports_band(v)]
+        return f"--band is for --variant {' or '.join(banded)} only"
+    if s.dropout and not model.supports_dropout(s.variant):
+        return f"--dropout is not implemented for --variant {s.variant}"
     if "pair" in given and (s.train_src or s.train_tgt):
         return ("--pair chooses a built-in corpus: give it or your own files (--train-src ...), "
                 "not both")

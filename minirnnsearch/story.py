@@ -46,7 +46,7 @@ from typing import Any
 
 import sacrebleu
 
-from . import training
+from . import model, training
 from .checkpoint import checkpoint_exists
 from .cli import beam_size, factor, non_negative_int, output_dir, positive_float, positive_int
 from .data.batching import CHUNK_BATCHES
@@ -122,7 +122,7 @@ def story_settings(pair: str, variant: str, run: Path, args: argparse.Namespace,
                  init="paper", sort_pool=CHUNK_BATCHES)
     if args.minutes is not None:
         story["max_time"] = args.minutes
-    if variant == "cursors" and args.band:
+    if model.supports_band(variant) and args.band:
         story["band"] = args.band
     settings, given = training.parse(train_args, training.Settings(**story))
     return settings, [*story, *(k for k in given if k not in story)]
@@ -254,7 +254,8 @@ def tell(pair: str, args: argparse.Namespace, train_args: list[str]) -> int:
         print(format_length_table(rows))
         _, _, weights, src_toks, tgt_toks = tr.translate([SENTENCES[pair]], beam=args.beam)[0][0]
         what = CONTEXTS[variant]
-        if variant == "cursors" and tgt_toks[-1:] != ["</s>"]:  # cut: no posterior given all y
+        if model.family(variant).posterior is not None and tgt_toks[-1:] != ["</s>"]:
+            # cut short: no posterior given all of y, only the predictive alignment
             what = "predictive p(a_i = j | y_<i, x): unfinished"
         panels.append(Panel(f"{LABELS[variant]}\n{what}\ntest BLEU {bleus[variant]:.2f}",
                             weights, src_toks, tgt_toks,
