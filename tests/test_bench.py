@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from minirnnsearch import backend, bench, blas, model, opprofile
+from minirnnsearch import backend, blas, model
 from minirnnsearch.backend import get_backend
+from minirnnsearch.bench import cli, opprofile, steps
 from minirnnsearch.data.batching import Batch, make_batch
 from minirnnsearch.nn.gru import gru_step_forward
 
@@ -18,8 +19,8 @@ TINY = ["--batch", "3", "--src-len", "4", "--tgt-len", "3", "--emb", "4", "--hid
 
 
 def test_json_line_reports_kernel_ratio_against_best_and_load(capsys, monkeypatch):
-    monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)
-    assert bench.main(TINY) == 0
+    monkeypatch.setattr(steps, "matmul_gflops", lambda backend: 100.0)
+    assert cli.main(TINY) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["blas_kernel"] == blas.loaded()["kernel"]
@@ -31,25 +32,25 @@ def test_json_line_reports_kernel_ratio_against_best_and_load(capsys, monkeypatc
 
 def test_peak_times_the_best_kernel_in_a_child_only_when_it_differs(monkeypatch):
     asked = []
-    monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)
-    monkeypatch.setattr(bench, "best_kernel_gflops",
+    monkeypatch.setattr(steps, "matmul_gflops", lambda backend: 100.0)
+    monkeypatch.setattr(steps, "best_kernel_gflops",
                         lambda k, threads=None: asked.append(k) or 200.0)
     monkeypatch.setattr(blas, "cpu_flags", lambda: frozenset(
         {"avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}))
     monkeypatch.setattr(blas, "loaded", lambda: {"kernel": "Haswell"})
-    got = bench.peak(get_backend("cpu"))
+    got = steps.peak(get_backend("cpu"))
     assert asked == ["SkylakeX"]
     assert got == dict(blas_kernel="Haswell", matmul_gflops=100.0, best_kernel="SkylakeX",
                        best_matmul_gflops=200.0)
     monkeypatch.setattr(blas, "loaded", lambda: {"kernel": "SKYLAKEX"})  # same, other case
-    assert bench.peak(get_backend("cpu"))["best_matmul_gflops"] == 100.0 and len(asked) == 1
+    assert steps.peak(get_backend("cpu"))["best_matmul_gflops"] == 100.0 and len(asked) == 1
 
 
 # -- the op profiler -----------------------------------------------------------------------------
 
 def test_profile_prints_a_table_by_op_and_kind_that_adds_up(capsys, monkeypatch):
-    monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)
-    assert bench.main([*TINY, "--profile"]) == 0
+    monkeypatch.setattr(steps, "matmul_gflops", lambda backend: 100.0)
+    assert cli.main([*TINY, "--profile"]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     ops, kinds = out["profile_ms_per_step"], out["profile_ms_by_kind"]
@@ -92,8 +93,8 @@ def test_namespace_of_timed_arrays_makes_timed_arrays_and_stays_numpy_for_the_ba
 
 
 def _train_flops_by_name(cfg, B, S, T):
-    """bench.train_flops as it was before each family counted its own products (commit
-    850a108), branching on the variant's name: the numbers the families must keep."""
+    """``train_flops`` (then in bench.py) as it was before each family counted its own products
+    (commit 850a108), branching on the variant's name: the numbers the families must keep."""
     E, H, A, L, V = cfg.emb, cfg.hidden, cfg.align, cfg.maxout, cfg.tgt_vocab
     gru = 2 * B * H * 2 * H + 2 * B * H * H
     fwd = 2 * (2 * S * B * E * 3 * H + S * gru) + 2 * B * H * H
@@ -123,7 +124,7 @@ def test_each_familys_flops_are_the_old_count(variant):
             cfg = model.Config.from_preset(preset, src_vocab=50, tgt_vocab=8000, variant=variant,
                                            band=band)
             for B, S, T in ((1, 1, 1), (3, 7, 6), (64, 20, 20), (80, 30, 30), (2, 40, 9)):
-                assert bench.train_flops(cfg, B, S, T) == _train_flops_by_name(cfg, B, S, T)
+                assert steps.train_flops(cfg, B, S, T) == _train_flops_by_name(cfg, B, S, T)
 
 
 @pytest.mark.parametrize("variant", ("rnnsearch", "encdec", "diagonal"))
@@ -152,7 +153,7 @@ def test_profiler_sees_every_product_of_a_training_step(variant):
     elementwise = {"rnnsearch": 2 * T * B * S * A,       # the scores' gradient on tanh(..)
                    "encdec": 0,
                    "diagonal": 2 * B * T * S * 2 * H}    # a fixed alignment has no gradient
-    assert sum(rec.flops.values()) == bench.train_flops(cfg, B, S, T) - elementwise[variant]
+    assert sum(rec.flops.values()) == steps.train_flops(cfg, B, S, T) - elementwise[variant]
 
 
 def test_table_subtracts_the_calibrated_cost_per_call_and_sorts_by_total():

@@ -5,7 +5,8 @@ import argparse
 
 import pytest
 
-from minirnnsearch import bench, cli, gradcheck, story
+from minirnnsearch import cli, gradcheck, story
+from minirnnsearch.bench import cli as bench_cli
 from minirnnsearch.data import vocab
 
 
@@ -77,13 +78,13 @@ def test_argparse_names_the_flag_in_one_line(capsys):
 
 
 @pytest.mark.parametrize(("main", "argv", "line"), [
-    (bench.main, ["--steps", "0"], "argument --steps: must be at least 1, got 0"),
-    (bench.main, ["--warmup", "-1"], "argument --warmup: must be at least 0, got -1"),
-    (bench.main, ["--hidden", "0"], "argument --hidden: must be at least 1, got 0"),
-    (bench.main, ["--vocab", "4"],
+    (bench_cli.main, ["--steps", "0"], "argument --steps: must be at least 1, got 0"),
+    (bench_cli.main, ["--warmup", "-1"], "argument --warmup: must be at least 0, got -1"),
+    (bench_cli.main, ["--hidden", "0"], "argument --hidden: must be at least 1, got 0"),
+    (bench_cli.main, ["--vocab", "4"],
      "argument --vocab: must be at least 5 (the 4 special tokens and one word), got 4"),
-    (bench.main, ["--beam", "0"], "argument --beam: must be at least 1 (1 = greedy), got 0"),
-    (bench.main, ["--decode-sentences", "0"],
+    (bench_cli.main, ["--beam", "0"], "argument --beam: must be at least 1 (1 = greedy), got 0"),
+    (bench_cli.main, ["--decode-sentences", "0"],
      "argument --decode-sentences: must be at least 1, got 0"),
     (story.main, ["--minutes", "0"], "argument --minutes: must be more than 0, got 0"),
     (story.main, ["--beam", "0"], "argument --beam: must be at least 1 (1 = greedy), got 0"),

@@ -5,9 +5,10 @@ A command is a line that runs the project, ``python train.py ...``, ``python tra
 or ``python -m minirnnsearch.X ...``: in a fenced block (also behind ``VAR=value``,
 ``mpiexec -n K`` or a ``$`` prompt, after a pipe, with ``\\`` continuations, shell variables set
 earlier in the block and ``{a,b}`` braces expanded as bash would) or in inline code. Each is
-parsed by its program's own argparse parser (``build_parser()`` of its module; ``story`` passes
-the options it does not know to train.py's), without running it: an unknown option, a bad value,
-a missing required argument or a module that does not exist fails, naming the file and line.
+parsed by its program's own argparse parser (``build_parser()`` of its module, or of the
+``cli.py`` that a package's ``__main__.py`` runs; ``story`` passes the options it does not know
+to train.py's), without running it: an unknown option, a bad value, a missing required
+argument or a module that does not exist fails, naming the file and line.
 Each program is also run once with ``--help``.
 
 A ``python`` block is a snippet of the Python API: the snippets of a page run in order, in one
@@ -34,6 +35,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SCRIPTS = {"train.py": "minirnnsearch.training", "translate.py": "minirnnsearch.translation"}
+# where a program's build_parser() is when not in the module it names: the scripts', and a
+# package's, whose __main__.py runs its cli.py
+PARSERS = {**SCRIPTS, "minirnnsearch.bench": "minirnnsearch.bench.cli"}
 FORWARDS = {"minirnnsearch.story": "minirnnsearch.training"}  # options it does not know go on
 SEPARATORS = {";", "&&", "||", "|", "&", "(", ")"}
 REDIRECTS = {"<", ">", ">>"}
@@ -170,7 +174,7 @@ COMMANDS = commands()
 
 def parse(program: str, args: list[str]) -> str:
     """Parse ``args`` as ``program`` would; returns argparse's error output ('' if accepted)."""
-    module = importlib.import_module(SCRIPTS.get(program, program))
+    module = importlib.import_module(PARSERS.get(program, program))
     parser = module.build_parser()
     err = io.StringIO()
     try:

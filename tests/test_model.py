@@ -4,8 +4,9 @@ invariance, batch consistency, initialisation, and the same results on array_api
 import numpy as np
 import pytest
 
-from minirnnsearch import bench, config, contexts, deep_output, gradcheck, model
+from minirnnsearch import config, contexts, deep_output, gradcheck, model
 from minirnnsearch.backend import dropout_mask, get_backend, to_host
+from minirnnsearch.bench.steps import train_flops
 from minirnnsearch.context_model import ContextModel
 from minirnnsearch.data.batching import Batch, make_batch
 
@@ -204,7 +205,7 @@ def test_a_fifth_variant_is_one_entry_in_the_registry(monkeypatch):
     cfg = model.Config(10, 10, variant="wide", align=4)
     assert model.param_shapes(cfg)["W_a"] == (cfg.hidden, 7)
     assert model.supports_dropout("wide") and not model.supports_band("wide")
-    assert bench.train_flops(cfg, 2, 3, 4) > bench.train_flops(
+    assert train_flops(cfg, 2, 3, 4) > train_flops(
         model.Config(10, 10, variant="encdec", align=4), 2, 3, 4)
 
 
@@ -218,7 +219,7 @@ def test_an_unknown_variant_raises_instead_of_computing_another(monkeypatch):
              lambda: model.param_shapes(cfg), lambda: model.loss(params, cfg, batch),
              lambda: model.loss_and_grads(params, cfg, batch),
              lambda: model.supports_dropout("luong"), lambda: model.supports_band(cfg),
-             lambda: bench.train_flops(cfg, 2, 3, 4)]
+             lambda: train_flops(cfg, 2, 3, 4)]
     for call in calls:
         with pytest.raises(ValueError, match="unknown variant 'luong'"):
             call()

@@ -10,7 +10,8 @@ import pytest
 import sacrebleu
 from helpers import small_corpus
 
-from minirnnsearch import bench, quality, settings
+from minirnnsearch import settings
+from minirnnsearch.bench import cli, quality
 from minirnnsearch.data.io import DataError
 
 
@@ -35,9 +36,9 @@ def test_corpus_files_finds_the_pair_or_says_what_is_missing(tmp_path):
 
 def test_corpus_needs_minutes_and_compare(capsys):
     with pytest.raises(SystemExit):
-        bench.main(["--corpus", "x", "--compare", "torch"])
+        cli.main(["--corpus", "x", "--compare", "torch"])
     with pytest.raises(SystemExit):
-        bench.main(["--corpus", "x", "--minutes", "1"])
+        cli.main(["--corpus", "x", "--minutes", "1"])
     assert "--corpus and --minutes go together" in capsys.readouterr().err
 
 
@@ -49,7 +50,7 @@ def test_both_sides_trained_alike_and_scored_alike(tmp_path, capsys):
     argv = ["--compare", "torch", "--corpus", str(d), "--minutes", "1", "--max-steps", "2",
             "--emb", "4", "--hidden", "5", "--align", "6", "--maxout", "3", "--batch", "4",
             "--vocab", "30", "--out", str(out), "--threads", "1", "--device", "cpu"]
-    assert bench.main(argv) == 0
+    assert cli.main(argv) == 0
     got = json.loads(capsys.readouterr().out)
     refs = (d / "test.fr").read_text(encoding="utf-8").splitlines()
     assert got["test_sentences"] == len(refs) and got["pair"] == "en-fr"
@@ -70,5 +71,5 @@ def test_both_sides_trained_alike_and_scored_alike(tmp_path, capsys):
             bleu = sacrebleu.BLEU(tokenize="13a")  # as train.py and translate.py score
             assert side[f"bleu_{key}"] == round(bleu.corpus_score(hyps, [refs]).score, 2)
             assert got["sacrebleu"] == str(bleu.get_signature())
-    assert bench.main(argv) == 2  # never over an earlier comparison's runs
+    assert cli.main(argv) == 2  # never over an earlier comparison's runs
     assert "holds an earlier comparison" in capsys.readouterr().err

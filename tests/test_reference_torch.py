@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from minirnnsearch import bench, config, gradcheck, model
+from minirnnsearch import config, gradcheck, model
+from minirnnsearch.bench import against_torch, cli, steps
 from minirnnsearch.data.batching import make_batch
 
 torch = pytest.importorskip("torch")
@@ -92,8 +93,8 @@ COMPARE = ["--batch", "3", "--src-len", "4", "--tgt-len", "3", "--emb", "4", "--
 
 
 def test_bench_compares_with_torch_each_side_in_its_own_process(capsys, monkeypatch):
-    monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)  # the 2048^3 sgemm
-    assert bench.main([*COMPARE, "--rounds", "1", "--threads", "1"]) == 0
+    monkeypatch.setattr(steps, "matmul_gflops", lambda backend: 100.0)  # the 2048^3 sgemm
+    assert cli.main([*COMPARE, "--rounds", "1", "--threads", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["threads"] == out["torch_threads"] == out["ours_blas_threads"] == 1
     assert out["torch_version"] == torch.__version__
@@ -112,7 +113,7 @@ def test_compare_interleaves_rounds_and_reports_medians_and_ratios_of_its_number
         capsys, monkeypatch):
     """The arithmetic on made-up times (tests never assert a measured one): 4 rounds, so the
     medians are means of the two middle rounds."""
-    monkeypatch.setattr(bench, "matmul_gflops", lambda backend: 100.0)
+    monkeypatch.setattr(steps, "matmul_gflops", lambda backend: 100.0)
     order = []
     times = {"ours": [0.0021, 0.0024, 0.0022, 0.0030],
              "torch_user": [0.0050, 0.0046, 0.0047, 0.0049],
@@ -123,8 +124,8 @@ def test_compare_interleaves_rounds_and_reports_medians_and_ratios_of_its_number
         return dict(side=side, step_s=times[side][order.count(side) - 1], peak_rss_gb=0.1,
                     threads=args.threads, torch_version="x")
 
-    monkeypatch.setattr(bench, "run_side", fake_side)
-    assert bench.main([*COMPARE, "--rounds", "4", "--threads", "2"]) == 0
+    monkeypatch.setattr(against_torch, "run_side", fake_side)
+    assert cli.main([*COMPARE, "--rounds", "4", "--threads", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert order == ["ours", "torch_user", "torch_paper_gru"] * 4
     assert out["ours_ms_per_round"] == [2.1, 2.4, 2.2, 3.0]

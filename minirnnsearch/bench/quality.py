@@ -49,14 +49,14 @@ from typing import Any
 import numpy as np
 import sacrebleu
 
-from . import blas, decode, model, training
-from .checkpoint import load_checkpoint
-from .cli import positive_int
-from .data.batching import make_batch
-from .data.io import DataError, read_lines, read_parallel
-from .data.subword import segmenters
-from .oserrors import make_dir, reports_os_errors, write_atomic
-from .traindata import load_corpus
+from .. import blas, decode, model, training
+from ..checkpoint import load_checkpoint
+from ..cli import positive_int
+from ..data.batching import make_batch
+from ..data.io import DataError, read_lines, read_parallel
+from ..data.subword import segmenters
+from ..oserrors import make_dir, reports_os_errors, write_atomic
+from ..traindata import load_corpus
 
 SIDES = ("ours", "torch")
 TORCH_LR = 1e-3       # torch.optim.Adam's default
@@ -123,7 +123,7 @@ def _write(path: Path, lines: list[str]) -> str:
 def run_ours(settings: training.Settings, test_src: list[str], name: str) -> dict[str, Any]:
     """Side (a), in its child process: train.py's training, then the test set translated from
     the best checkpoint, greedy and with beam 5."""
-    from .translation import Translator
+    from ..translation import Translator
 
     result = training.train(settings)
     s = result.settings  # lr as a number, the optimiser's default included
@@ -153,7 +153,7 @@ def run_torch(args: training.Settings, test_src: list[str], threads: int) -> dic
     the budget, then the test set decoded greedily."""
     import torch
 
-    from .reference_torch import UserRNNsearch
+    from ..reference_torch import UserRNNsearch
 
     torch.set_num_threads(threads)
     corpus, src_vocab, tgt_vocab = load_corpus(args, None)
@@ -212,9 +212,9 @@ def run_torch(args: training.Settings, test_src: list[str], threads: int) -> dic
 
 def run_side(side: str, argv: list[str], files: dict[str, Path], threads: int
              ) -> dict[str, Any]:
-    """One side in its own process (``python -m minirnnsearch.quality --side``), its stderr
+    """One side in its own process (``python -m minirnnsearch.bench.quality --side``), its stderr
     shown as it goes; its JSON line."""
-    cmd = [sys.executable, "-m", "minirnnsearch.quality", "--side", side, "--test-src",
+    cmd = [sys.executable, "-m", "minirnnsearch.bench.quality", "--side", side, "--test-src",
            str(files["test_src"]), "--test-tgt", str(files["test_tgt"]), "--threads",
            str(threads), *argv]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
@@ -254,7 +254,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """A side's child process: ``--side ours|torch --test-src F --test-tgt F --threads N``
     followed by train.py's arguments; prints the side's JSON line."""
-    ap = argparse.ArgumentParser(prog="python -m minirnnsearch.quality",
+    ap = argparse.ArgumentParser(prog="python -m minirnnsearch.bench.quality",
                                  description="One side of `python -m minirnnsearch.bench "
                                              "--compare torch --corpus DIR` (see its help).")
     ap.add_argument("--side", required=True, choices=SIDES)

@@ -70,7 +70,8 @@ _ELEMENTWISE = {"where", "clip"}
 # creation functions, which take no array to dispatch on: the namespace of a Timed array
 # (``Timed.__array_namespace__``, what ``backend.namespace`` returns) gives Timed results
 _CREATION = ("empty", "zeros", "ones", "full", "arange", "eye", "linspace", "asarray")
-_SKIPPED = {"minirnnsearch.backend", __name__, "minirnnsearch.bench"}  # charged to their caller
+# charged to their caller: backend.py's helpers, and the bench's own modules (this one too)
+_SKIPPED = ("minirnnsearch.backend", "minirnnsearch.bench.")
 _ENTRIES = ("ufunc", "function", "index", "create")  # the ways in, each calibrated
 
 
@@ -124,7 +125,7 @@ class Recorder:
             code = frame.f_code
             if code not in self._labels:
                 module = frame.f_globals.get("__name__", "")
-                own = (module.startswith("minirnnsearch.") and module not in _SKIPPED
+                own = (module.startswith("minirnnsearch.") and not module.startswith(_SKIPPED)
                        and not code.co_name.startswith("<"))
                 name = getattr(code, "co_qualname", code.co_name)
                 self._labels[code] = f"{module.removeprefix('minirnnsearch.')}.{name}" if own \
@@ -353,7 +354,7 @@ def format_table(ops: dict[str, dict[str, float]], calls: dict[str, float],
                  analytic_gflop: float | None = None) -> str:
     """The op-by-kind table with each op's NumPy calls and its products' GFLOP/s, a total row,
     the kinds' shares, and when given the step timed without the profiler and the analytic
-    FLOP count (``bench.train_flops``), as text."""
+    FLOP count (``steps.train_flops``), as text."""
     total = sum(sum(row.values()) for row in ops.values())
     width = max([24, *(len(op) for op in ops)])
     head = (f"{'op (ms per step)':<{width}} {'calls':>6} " +
