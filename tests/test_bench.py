@@ -92,6 +92,20 @@ def test_namespace_of_timed_arrays_makes_timed_arrays_and_stays_numpy_for_the_ba
     assert dict(rec.calls) == {("(outside this package)", "copies"): 1}
 
 
+def test_the_bench_own_numpy_calls_count_in_their_caller():
+    """The bench's modules are no op of the model: their NumPy calls (here the sgemm probe's
+    product on Timed arrays) are charged to the code that called them, none of the package's."""
+    class TimedNumPy:
+        name = "numpy"
+
+        def asarray(self, a, dtype):
+            return opprofile.timed(np.asarray(a, dtype=dtype))
+
+    rec = opprofile.record(lambda: steps.matmul_gflops(TimedNumPy(), n=4, repeats=1), 1)
+    assert rec.calls[("(outside this package)", "products")] == 2
+    assert {op for op, _ in rec.calls} == {"(outside this package)"}
+
+
 def _train_flops_by_name(cfg, B, S, T):
     """``train_flops`` (then in bench.py) as it was before each family counted its own products
     (commit 850a108), branching on the variant's name: the numbers the families must keep."""
