@@ -46,6 +46,7 @@ from minirnnsearch import blas  # importing the package first chooses the BLAS k
 # isort: split
 import dataclasses
 import math
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -388,3 +389,9 @@ assert kept["RNNsearch"] > 2 * kept["RNNencdec"]
 # - The four models of the story trained to their plateaus, Figures 2 and 3:
 #   [docs/story.md](story.md).
 # - Training on your own corpus, every option: [docs/training.md](training.md).
+#
+# The runs and the corpus of this notebook go with its temporary directory:
+
+# %%
+shutil.rmtree(work)
+assert not work.exists()
