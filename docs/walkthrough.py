@@ -201,15 +201,17 @@ assert np.allclose(s0, np.tanh(annotations[:, 0, H:] @ p["W_s"] + p["b_s"]))  # 
 #
 # Before the decoder writes word i, the alignment model scores every source annotation against
 # the previous decoder state, `e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j)`, and turns the scores
-# into weights over the real words, `α_ij = exp(e_ij) / Σ_k exp(e_ik)`; the context is their
-# average, `c_i = Σ_j α_ij h_j`. The keys `U_a h_j` do not depend on i: they are computed once
-# per sentence. `attention_step_forward` does all three; here each is recomputed beside it, for
-# the first step (`s_0`). Untrained, the weights are nearly flat: training makes them point.
+# into weights over the real words, `α_ij = exp(e_ij) / Σ_k exp(e_ik)`; the context is the
+# annotations' weighted average, `c_i = Σ_j α_ij h_j`. The keys `U_a h_j` do not depend on i:
+# they are computed once per sentence. `attention_step_forward` does all three; here each is
+# recomputed beside it, for the first step (`s_0`). Untrained, the weights are nearly flat:
+# training makes them point.
 
 # %%
 keys = annotations @ p["U_a"]                                          # (B,S,A)  U_a h_j, once
 q = s0 @ p["W_a"]                                                      # (B,A)    W_a s_{i-1}
 c, alpha, _ = attention_step_forward(q, keys, annotations, enc.mask, p["v_a"])
+assert keys.shape == (B, S, A) and c.shape == (B, 2 * H) and alpha.shape == (B, S)
 e = np.tanh(q[:, None, :] + keys) @ p["v_a"]                           # (B,S)  e_ij, eq. 6
 assert np.allclose(alpha, masked_softmax(e, enc.mask))                 # (B,S)  α_ij, eq. 6
 assert np.allclose(c, np.einsum("bs,bsk->bk", alpha, annotations))     # (B,2H) c_i, eq. 5
