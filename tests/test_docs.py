@@ -1,15 +1,15 @@
 """README.md and docs/*.md stay true: every command they show still parses; every relative
 link, heading anchor and named source file exists; every docs page is linked from the README.
 
-A command is a line that runs the project, ``python train.py ...``, ``python translate.py ...``
-or ``python -m minirnnsearch.X ...``: in a fenced block (also behind ``VAR=value``,
-``mpiexec -n K`` or a ``$`` prompt, after a pipe, with ``\\`` continuations, shell variables set
-earlier in the block and ``{a,b}`` braces expanded as bash would) or in inline code. Each is
-parsed by its program's own argparse parser (``build_parser()`` of its module, or of the
-``cli.py`` that a package's ``__main__.py`` runs; ``story`` passes the options it does not know
-to train.py's), without running it: an unknown option, a bad value, a missing required
-argument or a module that does not exist fails, naming the file and line.
-Each program is also run once with ``--help``.
+A command is a line that runs the project, ``python train.py ...``, ``python translate.py ...``,
+``python docs/make_walkthrough.py`` or ``python -m minirnnsearch.X ...``: in a fenced block (also
+behind ``VAR=value``, ``mpiexec -n K`` or a ``$`` prompt, after a pipe, with ``\\`` continuations,
+shell variables set earlier in the block and ``{a,b}`` braces expanded as bash would) or in inline
+code. Each is parsed by its program's own argparse parser (``build_parser()`` of its module, of
+the ``cli.py`` that a package's ``__main__.py`` runs, or of the file for
+docs/make_walkthrough.py; ``story`` passes the options it does not know to train.py's), without
+running it: an unknown option, a bad value, a missing required argument or a module that does
+not exist fails, naming the file and line. Each program is also run once with ``--help``.
 
 A ``python`` block is a snippet of the Python API: the snippets of a page run in order, in one
 fresh interpreter in an empty directory (so each may use what the ones before it made), and
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -34,7 +35,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SCRIPTS = {"train.py": "minirnnsearch.training", "translate.py": "minirnnsearch.translation"}
+# a script -> the module that parses its command line: a package module, or a file of the repository
+SCRIPTS = {"train.py": "minirnnsearch.training", "translate.py": "minirnnsearch.translation",
+           "docs/make_walkthrough.py": "docs/make_walkthrough.py"}
 # where a program's build_parser() is when not in the module it names: the scripts', and a
 # package's, whose __main__.py runs its cli.py
 PARSERS = {**SCRIPTS, "minirnnsearch.bench": "minirnnsearch.bench.cli"}
@@ -174,7 +177,13 @@ COMMANDS = commands()
 
 def parse(program: str, args: list[str]) -> str:
     """Parse ``args`` as ``program`` would; returns argparse's error output ('' if accepted)."""
-    module = importlib.import_module(PARSERS.get(program, program))
+    name = PARSERS.get(program, program)
+    if name.endswith(".py"):  # a file outside the package: loaded from its path
+        spec = importlib.util.spec_from_file_location(Path(name).stem, ROOT / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(name)
     parser = module.build_parser()
     err = io.StringIO()
     try:
@@ -333,7 +342,7 @@ def test_named_source_files_exist():
     """Every ``path.py`` a page names in backquotes is a file of the repository (a bare or
     partial name, like ``model.py`` or ``nn/gru.py``, ends the path of one)."""
     found = [*ROOT.glob("*.py"), *(ROOT / "minirnnsearch").rglob("*.py"),
-             *(ROOT / "tests").rglob("*.py")]
+             *(ROOT / "tests").rglob("*.py"), *(ROOT / "docs").glob("*.py")]
     files = {p.relative_to(ROOT).as_posix() for p in found}
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
