@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from minirnnsearch.data import manpages, real
+from minirnnsearch.data import manpages, real, roff
 
 ROFF = r""".\" Copyright: a comment, not text
 .TH LS 1
@@ -66,7 +66,7 @@ Indented, no tag.
 
 
 def test_roff_escapes_fonts_comments_and_blocks():
-    assert manpages.read_roff(ROFF) == [
+    assert roff.read_roff(ROFF) == [
         ("NAME", [("p", "ls - list directory contents")]),
         ("SEE ALSO", [("p", "dir(1), vdir and “the “info” page” — café, été \\ small and "
                             "continued. it is nroff. always. shown.")]),
@@ -77,7 +77,7 @@ def test_roff_escapes_fonts_comments_and_blocks():
 
 
 def test_macro_args_keep_quoted_words_together():
-    assert manpages.macro_args(r'"SEE ALSO" a\ b "say ""hi""" c') == [
+    assert roff.macro_args(r'"SEE ALSO" a\ b "say ""hi""" c') == [
         "SEE ALSO", r"a\ b", 'say "hi"', "c"]
 
 
