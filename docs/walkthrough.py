@@ -36,9 +36,8 @@
 #
 # `import minirnnsearch` comes before NumPy: it chooses the BLAS kernel, which OpenBLAS fixes
 # when NumPy loads it ([docs/api.md](api.md)). The matrices of a tiny model are too small to
-# share between threads, so BLAS gets one (on the 2-core machine of this project, with other
-# runs on it, one thread trains the tiny model eight times faster than two). Everything this
-# notebook writes goes into a temporary directory.
+# share between threads, so BLAS gets one. Everything this notebook writes goes into a
+# temporary directory.
 
 # %%
 from minirnnsearch import blas  # importing the package first chooses the BLAS kernel

@@ -21,7 +21,7 @@ make = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make)
 
 STALE = (f"{make.NOTEBOOK.relative_to(ROOT)} is not the executed {make.SOURCE.relative_to(ROOT)}"
-         f" of this package: regenerate it with `{make.COMMAND}` (about 40 s) and commit it")
+         f" of this package: regenerate it with `{make.COMMAND}` and commit it")
 
 
 def test_the_walkthrough_runs_from_its_source():
