@@ -83,7 +83,7 @@ BY_NAME = {m.name: m for m in MODELS}
 LABELS = {"encdec": "RNNencdec", "rnnsearch": "RNNsearch", "diagonal": "diagonal",
           "cursors": "cursors (band 2)"}
 FIGURE3_MODEL = "rnnsearch-50"
-# Figure 3's sentences, by a rule fixed before any model was trained: the first three test
+# Figure 3's sentences, by a rule fixed before any model had translated: the first three test
 # sentences, in the test file's order, of 20 to 30 English words that hold one of these English
 # adjective (or noun) + noun pairs and, in the reference, its translation in the other order
 # (the French adjective after its noun), each with another pair.
