@@ -21,6 +21,8 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+from minirnnsearch.oserrors import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "docs" / "walkthrough.py"
 NOTEBOOK = ROOT / "docs" / "walkthrough.ipynb"
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     record = hashes()
     nb = execute(notebook())
     nb.metadata[KEY] = record
-    nbformat.write(nb, NOTEBOOK)
+    write_atomic(NOTEBOOK, nbformat.writes(nb).encode("utf-8"))  # whole or not at all
     print(f"wrote {NOTEBOOK.relative_to(ROOT)}: {record}")
 
 

@@ -276,7 +276,7 @@ def load_checkpoint(run_dir: str | Path, name: str = "best"
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run directory")
     js = run_dir / f"{name}.json"
-    if not checkpoint_exists(run_dir, name) and not js.is_file():
+    if not js.is_file():
         if _arrays_files(run_dir, name):
             raise CheckpointError(f"{js}: missing, so checkpoint {name!r} is incomplete")
         there = sorted(p.stem for p in run_dir.glob("*.json") if checkpoint_exists(run_dir, p.stem))

@@ -40,7 +40,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -193,16 +193,18 @@ def summary_table(rows: list[tuple[str, dict[str, Any] | None, list[str]]],
     return "\n".join(lines)
 
 
-def length_table(curves: dict[str, list[tuple[str, int, float]]]) -> str:
-    """The markdown table of BLEU by source length: one column per model."""
+def length_table(curves: dict[str, list[tuple]],
+                 cell: Callable[[tuple], str] = lambda row: f"{row[2]:.2f}") -> str:
+    """The markdown table of BLEU by source length: one column per model (label -> rows of
+    ``report.bleu_by_length``, or of ``bleu_by_length_interval``), each row shown by ``cell``."""
     buckets: dict[str, int] = {}
     for rows in curves.values():
-        buckets.update({name: n for name, n, _ in rows})
-    scores = {label: {name: b for name, _, b in rows} for label, rows in curves.items()}
+        buckets.update({row[0]: row[1] for row in rows})
+    by_bucket = {label: {row[0]: row for row in rows} for label, rows in curves.items()}
     lines = ["| source words | sentences | " + " | ".join(curves) + " |",
              "|---|---|" + "---|" * len(curves)]
     for name, n in buckets.items():
-        cells = [f"{scores[label][name]:.2f}" if name in scores[label] else "–"
+        cells = [cell(by_bucket[label][name]) if name in by_bucket[label] else "–"
                  for label in curves]
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -53,13 +53,14 @@ def logsumexp(x: Array, axis: int) -> Array:
 
 
 def log_softmax(logits: Array) -> Array:
-    """log softmax over the last axis, (logits - m) - logsumexp(logits - m) with m the max.
-    (..., V) -> (..., V). The max is taken out here and once more (then 0) inside
-    ``logsumexp``: logits - logsumexp(logits), rounded as logits - (m + log sum exp), would
-    move decoding's log-probabilities by their last bits."""
+    """log softmax over the last axis, (logits - m) - log sum exp(logits - m) with m the max.
+    (..., V) -> (..., V). Not ``logits - logsumexp(logits)``: rounded as logits - (m + log sum
+    exp), that moves decoding's log-probabilities by their last bits; and ``logsumexp`` of the
+    shifted logits would take a second max and a second subtraction over (B,V) at every decoder
+    step, for the same bits."""
     xp = namespace(logits)
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
-    return shifted - logsumexp(shifted, axis=-1)[..., None]
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
 def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple[Array, tuple]:
