@@ -3,10 +3,13 @@ default, its check and its rule on resume; what older checkpoints imply; the ref
 Python API's ``train`` checking settings as the command line does."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
+from helpers import small_corpus
 
 from minirnnsearch import Settings, model, train, training
+from minirnnsearch.checkpoint import read_meta
 from minirnnsearch.data.batching import CHUNK_BATCHES
 from minirnnsearch.settings import (
     RECORDED_LATER,
@@ -125,3 +128,26 @@ def test_the_parser_keeps_argparse_one_line_errors(capsys):
         training.parse(["--band", "2"])
     assert capsys.readouterr().err.splitlines()[-1] == (
         "train.py: error: --band is for --variant cursors only")
+
+
+def test_a_checkpoint_records_every_kept_field_as_the_run_had_it(tmp_path):
+    """Every kept field set to a value that is neither its default nor what older checkpoints
+    imply: a checkpoint's record gives each back (``run_settings``), so a field that
+    ``Trainer.meta`` forgot to record would come back as its ``older`` value and fail here."""
+    data = small_corpus(tmp_path, 300, 12, 10, seed=3)
+    files = {f"{split}_{side}": str(data / f"{split}.{lang}") for split in ("train", "dev")
+             for side, lang in (("src", "en"), ("tgt", "fr"))}
+    s = Settings(**files, variant="encdec", preset="tiny", emb=8, hidden=8, align=8, maxout=4,
+                 init="paper", vocab_size=200, max_len=30, seed=7, batch_size=16,
+                 batch_tokens=300, sort_pool=3, optimizer="adam", lr=0.002, lr_decay=0.7,
+                 clip=2.0, dropout=0.1, valid_size=7, max_steps=2, valid_every=2,
+                 device="cpu", quiet=True, out=str(tmp_path / "run"))
+    kept = [f for f in dataclasses.fields(Settings) if f.name not in TAKEN_ON_RESUME]
+    for f in kept:
+        assert getattr(s, f.name) != f.metadata["older"] or f.name in ("subword", "pair"), f.name
+    train(s)
+    recorded = run_settings(read_meta(tmp_path / "run", "last"))
+    expected = {f.name: getattr(s, f.name) for f in kept}
+    expected.update(pair=None, subword=None,  # its own files; whole words
+                    **{k: str(Path(v).resolve()) for k, v in files.items()})
+    assert recorded == expected
