@@ -306,14 +306,13 @@ def test_a_read_only_run_directory(corpus, run, capsys, monkeypatch):
 
 
 def test_a_checkpoint_that_vanishes_between_check_and_use(corpus, run, capsys, monkeypatch):
-    real = checkpoint.checkpoint_exists
+    real = checkpoint.read_meta
 
-    def exists_then_vanishes(run_dir, name):
-        found = real(run_dir, name)
+    def vanishes_then_read(run_dir, name):  # after load's check that the json is there
         (Path(run_dir) / f"{name}.json").unlink()
-        return found
+        return real(run_dir, name)
 
-    monkeypatch.setattr(checkpoint, "checkpoint_exists", exists_then_vanishes)  # load's check
+    monkeypatch.setattr(checkpoint, "read_meta", vanishes_then_read)
     assert training.main(args(corpus, run, "--resume")) == oserrors.STATUS
     assert error_line(capsys.readouterr().err) == (f"error: cannot read {run / 'last.json'}: "
                                                    f"{os.strerror(errno.ENOENT)}")
