@@ -58,22 +58,22 @@ def load_corpus(s: Settings, vocabs: tuple[Vocab, Vocab] | None,
     if subword is None and vocabs is None and s.subword:
         subword = train_subword([line for pair in raw for line in pair], s.out, s.subword)
     src_seg, tgt_seg = segmenters(s.out, subword)
-    train = [(src_seg.encode(s), tgt_seg.encode(t)) for s, t in raw]
+    train = [(src_seg.encode(en), tgt_seg.encode(tr)) for en, tr in raw]
     dev = _read(paths["dev_src"], paths["dev_tgt"])
     if vocabs is None:
         # with subword units every piece of the model counts once more, so each is in
         # (while --vocab-size allows): no text has an <unk> then
-        vocabs = (Vocab.build([*(s for s, _ in train), src_seg.pieces()], s.vocab_size),
-                  Vocab.build([*(t for _, t in train), tgt_seg.pieces()], s.vocab_size))
+        vocabs = (Vocab.build([*(en for en, _ in train), src_seg.pieces()], s.vocab_size),
+                  Vocab.build([*(tr for _, tr in train), tgt_seg.pieces()], s.vocab_size))
     src_vocab, tgt_vocab = vocabs
-    ids = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in train]
+    ids = [(src_vocab.encode(en), tgt_vocab.encode(tr)) for en, tr in train]
     kept = filter_by_length(ids, s.max_len)
     if not kept:
         raise DataError(f"{paths['train_src']}: no training pair has at most --max-len "
                         f"{s.max_len} tokens on both sides")
     dev = dev[: s.valid_size]
-    corpus = Corpus(kept, [src_vocab.encode(src_seg.encode(s)) for s, _ in dev],
-                    [tgt_vocab.encode(tgt_seg.encode(t)) for _, t in dev], [t for _, t in dev],
+    corpus = Corpus(kept, [src_vocab.encode(src_seg.encode(en)) for en, _ in dev],
+                    [tgt_vocab.encode(tgt_seg.encode(tr)) for _, tr in dev], [tr for _, tr in dev],
                     tgt_seg, subword)
     print(f"data: {len(kept)} training pairs ({len(ids) - len(kept)} longer than {s.max_len} "
           f"dropped), {len(dev)} dev pairs; vocabularies {len(src_vocab)} / {len(tgt_vocab)}",
