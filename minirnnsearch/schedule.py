@@ -2,12 +2,17 @@
 waiting for a better dev BLEU.
 
 A validation runs every ``valid_every`` updates (the grid) and at every stop, so that ``last``
-holds the final state. Only the validations on the grid steer the schedule: a grid validation
-without a better dev BLEU than the best of the grid's (``schedule_best``) multiplies the rate by
-``lr_decay`` (decay on plateau, as OpenNMT-lua and PyTorch's ReduceLROnPlateau with patience 0)
-and counts towards ``patience``; one at a stop between grid points may set a new ``best_bleu``
-(then `best` is saved) but changes nothing else, so that a run stopped and resumed trains as
-the same run unbroken would. A dev BLEU of 100 stops the run: no validation can beat it.
+holds the final state. Only the validations on the grid steer the schedule. A grid validation
+without a better dev BLEU than the best of the grid's (``schedule_best``) counts towards
+``patience`` (the stop) and towards ``lr_decay_patience`` (the decay): the rate is multiplied by
+``lr_decay`` at the ``lr_decay_patience`` + 1-th such validation in a row, counted since the
+last better one or the last decay. That is decay on plateau as PyTorch's ReduceLROnPlateau with
+``patience=lr_decay_patience``, ``cooldown=0`` and ``threshold=0`` (any higher BLEU is better);
+with 0 (the default) the rate decays at every such validation, as OpenNMT-lua's. A decay does
+not reset the count towards ``patience``. A validation at a stop between grid points may set a
+new ``best_bleu`` (then `best` is saved) but changes nothing else, so that a run stopped and
+resumed trains as the same run unbroken would. A dev BLEU of 100 stops the run: no validation
+can beat it.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (
 @dataclass
 class Schedule:
     """The validation record of a run and its rules; a checkpoint stores the record
-    (``best_bleu``, ``schedule_best``, ``bad_validations``)."""
+    (``best_bleu``, ``schedule_best``, ``bad_validations``, ``bad_since_decay``)."""
 
     valid_every: int              # updates between two validations on the grid
     patience: int                 # grid validations in a row without a better dev BLEU: stop
-    lr_decay: float               # the rate's factor after each of them (1: constant)
+    lr_decay: float               # the rate's factor on a plateau (1: constant)
+    lr_decay_patience: int = 0    # grid validations without a better dev BLEU a decay waits for
     best_bleu: float = -1.0       # the best dev BLEU of any validation (-1: none yet)
     schedule_best: float = -1.0   # the best dev BLEU of the grid's validations
     bad_validations: int = 0      # grid validations since the last better one
+    bad_since_decay: int = 0      # those of them since the last decay (ReduceLROnPlateau's
+    # num_bad_epochs); always 0 between validations with lr_decay_patience 0
 
     def on_grid(self, step: int) -> bool:
         """Whether update ``step`` is one of every ``valid_every``: the validations that steer
@@ -42,7 +50,8 @@ class Schedule:
 
     def record(self, step: int, score: float) -> tuple[bool, bool]:
         """The dev BLEU ``score`` of the validation at update ``step``: (whether it is the best
-        yet, whether the rate decays now: a grid validation without a better one, with
+        yet, whether the rate decays now: a grid validation without a better one, the
+        ``lr_decay_patience`` + 1-th since the last better one or the last decay, with
         ``lr_decay`` below 1)."""
         improved = score > self.best_bleu
         if improved:
@@ -50,10 +59,13 @@ class Schedule:
         decay = False
         if self.on_grid(step):
             if score > self.schedule_best:
-                self.schedule_best, self.bad_validations = score, 0
+                self.schedule_best, self.bad_validations, self.bad_since_decay = score, 0, 0
             else:
                 self.bad_validations += 1
-                decay = self.lr_decay < 1
+                self.bad_since_decay += 1
+                if self.bad_since_decay > self.lr_decay_patience:
+                    self.bad_since_decay = 0
+                    decay = self.lr_decay < 1
         return improved, decay
 
     def out_of_patience(self, step: int) -> str:

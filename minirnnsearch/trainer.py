@@ -209,10 +209,11 @@ class Trainer:
         self.opt.lr = meta.get("lr_now", self.opt.lr)  # as --lr-decay left it
         self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
         s = self.settings
-        self.schedule = Schedule(s.valid_every, s.patience, s.lr_decay, meta["best_bleu"],
+        self.schedule = Schedule(s.valid_every, s.patience, s.lr_decay,
+                                 best_bleu=meta["best_bleu"],
                                  # older runs: one best
-                                 meta.get("schedule_best", meta["best_bleu"]),
-                                 meta["bad_validations"])
+                                 schedule_best=meta.get("schedule_best", meta["best_bleu"]),
+                                 bad_validations=meta["bad_validations"])
         print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
               f"batch {self.pos})", file=sys.stderr)
 
