@@ -12,10 +12,10 @@ On resume, a field is either
 
 Checkpoints of older commits lack some fields; each field's ``older`` says what such a run
 trained with: ``--sort-pool`` 20 (``CHUNK_BATCHES``, the paper's), ``--batch-tokens`` 0,
-``--lr-decay`` 1 (a constant rate), ``--pair`` en-fr, ``--dropout`` 0, ``--lr`` the optimiser's
-default; ``--band`` 0 and ``--init`` paper (``Config.from_dict``). Those recorded only since
-2026-12-01 (``RECORDED_LATER``) stay unrecorded: they cannot be checked, and the caller's are
-used, as then.
+``--lr-decay`` 1 (a constant rate), ``--lr-decay-patience`` 0, ``--pair`` en-fr, ``--dropout`` 0,
+``--lr`` the optimiser's default; ``--band`` 0 and ``--init`` paper (``Config.from_dict``).
+Those recorded only since 2026-12-01 (``RECORDED_LATER``) stay unrecorded: they cannot be
+checked, and the caller's are used, as then.
 """
 
 from __future__ import annotations
@@ -128,10 +128,17 @@ class Settings:
                               "optimiser's own for adadelta (1.0) and sgd (0.1))",
                               type=positive_float)
     lr_decay: float = option(0.5, "multiply the learning rate by F after every validation "
-                             "(each --valid-every updates) without a better dev BLEU (decay on "
-                             "plateau, as OpenNMT-lua and PyTorch's ReduceLROnPlateau with "
-                             "patience 0; default: %(default)s, docs/real-data.md); 1: a "
-                             "constant rate", type=factor, metavar="F", older=1.0)
+                             "(each --valid-every updates) without a better dev BLEU, or every "
+                             "N+1 in a row with --lr-decay-patience N (decay on plateau, as "
+                             "OpenNMT-lua and PyTorch's ReduceLROnPlateau; default: "
+                             "%(default)s, docs/real-data.md); 1: a constant rate", type=factor,
+                             metavar="F", older=1.0)
+    lr_decay_patience: int = option(0, "validations without a better dev BLEU that the rate "
+                                    "waits out: it decays at the (N+1)-th in a row, counted "
+                                    "since the last better one or the last decay, as "
+                                    "PyTorch's ReduceLROnPlateau(patience=N); default 0: at "
+                                    "each of them. --patience still counts from the last "
+                                    "better one", type=non_negative_int, metavar="N", older=0)
     clip: float = option(1.0, "rescale the gradient to at most this L2 norm (paper: 1)",
                          type=positive_float, older=UNRECORDED)
     dropout: float = option(0.0, "dropout rate on the embeddings, the deep output's inputs and "

@@ -192,7 +192,7 @@ class Trainer:
         # recorded as a number, the optimiser's default included
         self.settings = dataclasses.replace(s, lr=self.opt.lr)
         self.step, self.epoch, self.pos = 0, 0, 0
-        self.schedule = Schedule(s.valid_every, s.patience, s.lr_decay)
+        self.schedule = Schedule(s.valid_every, s.patience, s.lr_decay, s.lr_decay_patience)
         self.unrecorded: list[str] = []
 
     def restore(self, params: dict[str, Any], opt_state: dict[str, Any],
@@ -209,11 +209,14 @@ class Trainer:
         self.opt.lr = meta.get("lr_now", self.opt.lr)  # as --lr-decay left it
         self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
         s = self.settings
-        self.schedule = Schedule(s.valid_every, s.patience, s.lr_decay,
+        self.schedule = Schedule(s.valid_every, s.patience, s.lr_decay, s.lr_decay_patience,
                                  best_bleu=meta["best_bleu"],
                                  # older runs: one best
                                  schedule_best=meta.get("schedule_best", meta["best_bleu"]),
-                                 bad_validations=meta["bad_validations"])
+                                 bad_validations=meta["bad_validations"],
+                                 # older runs: --lr-decay-patience 0, whose count is 0 at
+                                 # every checkpoint (a bad validation decays and resets it)
+                                 bad_since_decay=meta.get("bad_since_decay", 0))
         print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
               f"batch {self.pos})", file=sys.stderr)
 
@@ -226,8 +229,9 @@ class Trainer:
         meta = dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
                     pos=self.pos, best_bleu=sc.best_bleu, schedule_best=sc.schedule_best,
-                    bad_validations=sc.bad_validations,
+                    bad_validations=sc.bad_validations, bad_since_decay=sc.bad_since_decay,
                     optimizer=s.optimizer, lr=s.lr, lr_now=self.opt.lr, lr_decay=s.lr_decay,
+                    lr_decay_patience=s.lr_decay_patience,
                     seed=s.seed, batch_size=s.batch_size, batch_tokens=s.batch_tokens,
                     sort_pool=s.sort_pool, max_len=s.max_len,
                     pair=None if s.train_src else s.pair, subword=self.corpus.subword,

@@ -43,9 +43,9 @@ def test_argv_parses_back_into_the_same_settings(tmp_path):
     s = Settings(train_src="a.en", train_tgt="a.fr", dev_src="b.en", dev_tgt="b.fr",
                  max_len=30, vocab_size=100, subword=500, variant="cursors", preset="tiny",
                  emb=8, init="paper", band=2, batch_tokens=400, sort_pool=20,
-                 optimizer="adadelta", lr=0.7, lr_decay=0.25, clip=0.5, epochs=3,
-                 max_steps=9, max_time=1.5, valid_every=4, valid_size=7, patience=2, seed=5,
-                 device="cpu", out=str(tmp_path / "r"), resume=True, quiet=True)
+                 optimizer="adadelta", lr=0.7, lr_decay=0.25, lr_decay_patience=3, clip=0.5,
+                 epochs=3, max_steps=9, max_time=1.5, valid_every=4, valid_size=7, patience=2,
+                 seed=5, device="cpu", out=str(tmp_path / "r"), resume=True, quiet=True)
     parsed, given = training.parse(s.argv())
     assert parsed == s
     assert set(given) == set(s.changed())
@@ -55,6 +55,7 @@ def test_argv_parses_back_into_the_same_settings(tmp_path):
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("batch_size", 0, "batch_size: must be at least 1, got 0"),
     ("lr_decay", 1.5, "lr_decay: must be in (0, 1], got 1.5"),
+    ("lr_decay_patience", -1, "lr_decay_patience: must be at least 0, got -1"),
     ("dropout", 1.0, "dropout: must be in [0, 1), got 1.0"),
     ("vocab_size", 4, "vocab_size: must be at least 5"),
     ("variant", "luong", "variant: 'luong' is not one of"),
@@ -96,16 +97,18 @@ def test_older_checkpoints_imply_the_defaults_they_trained_with():
     assert run == dict(variant="encdec", band=0, init="paper", emb=32, hidden=64, align=64,
                        maxout=32, seed=7, batch_size=16, max_len=40, optimizer="adadelta",
                        lr=1.0, sort_pool=CHUNK_BATCHES, batch_tokens=0, lr_decay=1.0,
-                       pair="en-fr", dropout=0.0, subword=None)
+                       lr_decay_patience=0, pair="en-fr", dropout=0.0, subword=None)
     assert not set(RECORDED_LATER) & set(run)  # unrecorded, so never checked
     assert not set(TAKEN_ON_RESUME) & set(run)
 
 
 def test_a_recorded_field_is_the_runs_own():
-    meta = {**oldest_meta(), "lr": 0.5, "lr_decay": 0.5, "sort_pool": 0, "pair": None,
-            "subword": {"pieces": 300}, "preset": "tiny", "clip": 2.0, "train_src": "/d/a.en"}
+    meta = {**oldest_meta(), "lr": 0.5, "lr_decay": 0.5, "lr_decay_patience": 2,
+            "sort_pool": 0, "pair": None, "subword": {"pieces": 300}, "preset": "tiny",
+            "clip": 2.0, "train_src": "/d/a.en"}
     run = run_settings(meta)
     assert (run["lr"], run["lr_decay"], run["sort_pool"], run["pair"]) == (0.5, 0.5, 0, None)
+    assert run["lr_decay_patience"] == 2
     assert (run["subword"], run["preset"], run["clip"], run["train_src"]) == (
         300, "tiny", 2.0, "/d/a.en")
     assert "vocab_size" not in run
@@ -140,8 +143,8 @@ def test_a_checkpoint_records_every_kept_field_as_the_run_had_it(tmp_path):
     s = Settings(**files, variant="encdec", preset="tiny", emb=8, hidden=8, align=8, maxout=4,
                  init="paper", vocab_size=200, max_len=30, seed=7, batch_size=16,
                  batch_tokens=300, sort_pool=3, optimizer="adam", lr=0.002, lr_decay=0.7,
-                 clip=2.0, dropout=0.1, valid_size=7, max_steps=2, valid_every=2,
-                 device="cpu", quiet=True, out=str(tmp_path / "run"))
+                 lr_decay_patience=2, clip=2.0, dropout=0.1, valid_size=7, max_steps=2,
+                 valid_every=2, device="cpu", quiet=True, out=str(tmp_path / "run"))
     kept = [f for f in dataclasses.fields(Settings) if f.name not in TAKEN_ON_RESUME]
     for f in kept:
         assert getattr(s, f.name) != f.metadata["older"] or f.name in ("subword", "pair"), f.name

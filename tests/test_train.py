@@ -248,6 +248,7 @@ def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     ("--valid-size", "0", "must be at least 1, got 0"),
     ("--patience", "0", "must be at least 1, got 0"),
     ("--seed", "-1", "must be at least 0, got -1"),
+    ("--lr-decay-patience", "-1", "must be at least 0, got -1"),
     ("--max-steps", "ten", "must be an integer, got 'ten'"),
     ("--lr", "nan", "must be a finite number, got 'nan'"),
     ("--dropout", "1", "must be in [0, 1), got 1"),
@@ -475,7 +476,7 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "paper", "fan-in"),
     ("--batch-size", "9", "8"), ("--batch-tokens", "40", "0"), ("--sort-pool", "20", "0"),
     ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "1.0", "0.5"),
-    ("--clip", "2.0", "1.0"),
+    ("--lr-decay-patience", "2", "0"), ("--clip", "2.0", "1.0"),
     ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
 ]
 
@@ -685,6 +686,41 @@ def test_lr_decay_halves_the_rate_after_each_validation_without_a_better_bleu(
                               "--max-steps", "7", "--resume")) == 2  # fixed by the run
 
 
+def test_lr_decay_patience_waits_and_a_run_resumed_between_two_bad_validations_decays_as_one(
+        corpus, tmp_path, monkeypatch):
+    """Dev BLEU 1, 0.5, 0.4, 2, 1, 0.5 with --lr-decay-patience 1: the rate halves at the second
+    validation in a row without a better BLEU, 3 and 6 (not 2, 3, 5, 6 as with 0). A run
+    stopped at 5, between the two bad validations 5 and 6, records one bad validation since
+    the last decay; resumed, it halves the rate at 6 and ends bit for bit as the unbroken run.
+    Another --lr-decay-patience on resume is refused."""
+    scores = [1.0, 0.5, 0.4, 2.0, 1.0, 0.5]
+    fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "100", "--lr", "0.01",
+            "--lr-decay", "0.5", "--lr-decay-patience", "1")
+    scripted_bleu(monkeypatch, scores)
+    assert training.main(args(corpus, tmp_path / "a", *fast, "--max-steps", "6")) == 0
+    log = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == [0.01, 0.01, 0.01, 0.005, 0.005, 0.005]
+    scripted_bleu(monkeypatch, scores)
+    assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "5")) == 0
+    meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
+    assert (meta["bad_validations"], meta["bad_since_decay"], meta["lr_now"]) == (1, 1, 0.005)
+    assert meta["lr_decay_patience"] == 1
+    scripted_bleu(monkeypatch, scores[5:])
+    assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "6",
+                              "--resume")) == 0
+    for name in ("last", "best"):
+        a, b = whole_state(tmp_path / "a", name), whole_state(tmp_path / "b", name)
+        for x, y in zip(a[:2], b[:2], strict=True):
+            assert set(x) == set(y)
+            for k in x:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}: {k}")
+        assert a[2] == b[2]
+    last = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
+    assert (last["bad_validations"], last["bad_since_decay"], last["lr_now"]) == (2, 0, 0.0025)
+    assert training.main(args(corpus, tmp_path / "b", *fast[:-1], "2", "--max-steps", "7",
+                              "--resume")) == 2  # fixed by the run
+
+
 def test_a_validation_at_a_stop_off_the_grid_saves_best_but_steers_nothing(
         corpus, tmp_path, monkeypatch, capsys):
     """--valid-every 2: dev BLEU 1 at update 2 (grid), 5 at the stop at update 3 (off the grid:
@@ -707,7 +743,8 @@ def test_a_validation_at_a_stop_off_the_grid_saves_best_but_steers_nothing(
     assert checkpoint.load_checkpoint(tmp_path / "r", "best")[2]["step"] == 3
     js = tmp_path / "r" / "last.json"  # as written before schedule_best existed
     doc = json.loads(js.read_text())
-    del doc["schedule_best"]
+    for k in ("schedule_best", "bad_since_decay", "lr_decay_patience"):  # 0 in their place
+        del doc[k]
     js.write_text(json.dumps(doc))
     scripted_bleu(monkeypatch, [4.0])  # below the best BLEU, 5: no better
     assert training.main(args(corpus, tmp_path / "r", *fast, "--max-steps", "8",
@@ -719,7 +756,7 @@ def test_a_validation_at_a_stop_off_the_grid_saves_best_but_steers_nothing(
 def whole_state(run, name="last"):
     params, opt, meta = checkpoint.load_checkpoint(run, name)
     position = {k: meta[k] for k in ("step", "epoch", "pos", "best_bleu", "schedule_best",
-                                     "bad_validations")}
+                                     "bad_validations", "bad_since_decay")}
     return params, opt, position
 
 
