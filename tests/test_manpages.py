@@ -243,6 +243,9 @@ def test_main_writes_a_reproducible_split_and_sources(tree, tmp_path, capsys):
         [f"{man}/fr/man1/prog.1.gz", f"{man}/man1/prog.1.gz", "14", "33"],
         [f"{deb}/fr/man8/tool.8.gz", f"{man}/man8/tool.8.gz", "1", "2"]]
     assert all(r[4:] == [""] * 6 for r in rows[1:])  # no package ships these
+    assert run(*args, "--out", tmp_path / "d", "--train-size", 10) == 0  # real.split's
+    assert (tmp_path / "d" / "train.en").read_text().splitlines() == \
+        a["train.en"].splitlines()[:10]
 
 
 def test_build_reads_an_english_page_once_with_the_first_readable_translation(tree, capsys):

@@ -64,10 +64,13 @@ def test_clean_pairs_markup_mnemonics_placeholders_paragraphs():
     assert drops == Counter({"placeholders differ": 1, "untranslated": 1})
 
 
+BODY = "".join(f'msgid "message number {n} here"\nmsgstr "message numéro {n} ici"\n\n'
+               for n in range(40))  # 40 pairs
+
+
 def test_build_from_a_wheel_deduplicates_and_splits_reproducibly(tmp_path):
     wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
-    body = "".join(f'msgid "message number {n} here"\nmsgstr "message numéro {n} ici"\n\n'
-                   for n in range(40))
+    body = BODY
     with zipfile.ZipFile(wheel, "w") as z:
         z.writestr("pkg/locale/fr/LC_MESSAGES/a.po", PO + "\n" + body)
         z.writestr("pkg/locale/fr/LC_MESSAGES/b.po", body)          # duplicates
@@ -89,6 +92,37 @@ def test_build_from_a_wheel_deduplicates_and_splits_reproducibly(tmp_path):
                       "--dev", "5", "--test", "10", "--seed", "7"]) == 0
     assert (out / "test.en").read_text().splitlines() == [s for s, _ in a["test"]]
     assert (out / "train.fr").read_text().splitlines() == [t for _, t in a["train"]]
+
+
+@pytest.mark.parametrize(("size", "train", "said"), [
+    (None, 30, "train 30,"),
+    (20, 20, "train 20 of 30 (10 left out by --train-size),"),
+    (30, 30, "train 30 of 30 (--train-size 30: all kept, none left out),"),
+    (1000, 30, "train 30 of 30 (--train-size 1000: all kept, none left out),"),
+])
+def test_train_size_keeps_the_first_training_pairs_and_the_same_dev_and_test(
+        tmp_path, capsys, size, train, said):
+    """--train-size N: the first N training pairs of the split's order (so a subsample is a
+    prefix of any larger one, and of the whole), dev and test as without it; asked for more
+    pairs than there are, it keeps them all and says so."""
+    source = tmp_path / "locale" / "fr" / "LC_MESSAGES"
+    source.mkdir(parents=True)
+    (source / "a.po").write_text(BODY, encoding="utf-8")
+
+    def build(out, *more):
+        assert real.main(["--pair", "en-fr", "--source", str(tmp_path / "locale"), "--out",
+                          str(out), "--dev", "5", "--test", "5", "--seed", "3", *more]) == 0
+        return {f.name: f.read_text().splitlines() for f in sorted(out.iterdir())}
+
+    whole = build(tmp_path / "whole")
+    capsys.readouterr()
+    sized = build(tmp_path / "sized", *(("--train-size", str(size)) if size else ()))
+    summary = capsys.readouterr().err.splitlines()[0]
+    assert summary == (f"1 catalogues, 40 entries -> 40 pairs ({said} dev 5, test 5) in "
+                       f"{tmp_path / 'sized'}")
+    assert len(whole["train.en"]) == 30
+    for name, lines in whole.items():
+        assert sized[name] == (lines[:train] if name.startswith("train.") else lines), name
 
 
 def test_packages_asks_dpkg_once_for_all_installed_paths(monkeypatch):
@@ -119,10 +153,14 @@ def test_packages_asks_dpkg_once_for_all_installed_paths(monkeypatch):
     assert real.packages(["relative/path.mo"]) == {} and len(calls) == 2
 
 
-def test_bad_split_sizes_are_one_line_argparse_errors(tmp_path, capsys):
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--test", "-3", "must be at least 0, got -3"),
+    ("--train-size", "0", "must be at least 1, got 0"),
+])
+def test_bad_split_sizes_are_one_line_argparse_errors(tmp_path, capsys, flag, value, message):
     with pytest.raises(SystemExit) as e:
-        real.main(["--pair", "en-fr", "--out", str(tmp_path / "out"), "--test", "-3"])
+        real.main(["--pair", "en-fr", "--out", str(tmp_path / "out"), flag, value])
     assert e.value.code == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1].endswith("error: argument --test: must be at least 0, got -3")
+    assert err[-1].endswith(f"error: argument {flag}: {message}")
     assert not (tmp_path / "out").exists()

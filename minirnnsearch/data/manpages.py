@@ -47,14 +47,15 @@ Reading and cleaning, in order (each drop is counted by reason in the printed su
   (``real.deduplicate``), so no English sentence is in two splits.
 
 The split is ``real.split``'s: by SHA-256 of (seed, English sentence), the first ``--test`` to
-test, the next ``--dev`` to dev. The corpus is not part of the repository: the pages carry their
-packages' licences (GPL, BSD, the Linux man-pages' own, ...) and the translations their
-translators' (manpages-l10n: GPL 3 or later). ``SOURCES.tsv`` lists every page read with its
-English original, its number of aligned paragraphs and kept sentence pairs (before
-deduplication), and, for an installed page, the Debian package, version and copyright file of
-the translation and, in three more columns, of the English original, which is often another
-package's (a manpages-fr translation of coreutils' ``ls.1``); both from one ``dpkg -S``. A page
-of an unpacked .deb has none: see the .deb's own copyright file.
+test, the next ``--dev`` to dev, the rest (or its first ``--train-size``) to train. The corpus
+is not part of the repository: the pages carry their packages' licences (GPL, BSD, the Linux
+man-pages' own, ...) and the translations their translators' (manpages-l10n: GPL 3 or later).
+``SOURCES.tsv`` lists every page read with its English original, its number of aligned
+paragraphs and kept sentence pairs (before deduplication), and, for an installed page, the
+Debian package, version and copyright file of the translation and, in three more columns, of the
+English original, which is often another package's (a manpages-fr translation of coreutils'
+``ls.1``); both from one ``dpkg -S``. A page of an unpacked .deb has none: see the .deb's own
+copyright file.
 """
 
 from __future__ import annotations

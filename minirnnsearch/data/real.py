@@ -30,10 +30,12 @@ Cleaning, in order (each dropped pair is counted by reason in the summary printe
   two splits.
 
 The split is a function of (pairs, seed): pairs are ordered by SHA-256 of seed and English
-text, the first ``--test`` go to test, the next ``--dev`` to dev, the rest to train. The
-corpus is not part of the repository: the catalogues carry their packages' licences (GPL,
-LGPL, PostgreSQL, BSD, ...), listed per catalogue in ``SOURCES.tsv`` with the Debian package
-that ships it (from ``dpkg -S``) and its copyright file.
+text, the first ``--test`` go to test, the next ``--dev`` to dev, the rest to train, or only the
+next ``--train-size`` of the rest: a deterministic random subsample, scored on the same dev and
+test sentences as the whole corpus (and a prefix of any larger one). The corpus is not part of
+the repository: the catalogues carry their packages' licences (GPL, LGPL, PostgreSQL, BSD, ...),
+listed per catalogue in ``SOURCES.tsv`` with the Debian package that ships it (from
+``dpkg -S``) and its copyright file.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ..cli import non_negative_int
+from ..cli import non_negative_int, positive_int
 from ..oserrors import doing, make_dir, reports_os_errors, write_atomic
 
 DEFAULT_SOURCES = ("/usr/share/locale",)
@@ -231,16 +233,18 @@ def build(sources: list[str], lang: str, drops: Counter
     return deduplicate(cleaned, drops), read
 
 
-def split(pairs: list[tuple[str, str]], seed: int, n_dev: int, n_test: int
-          ) -> dict[str, list[tuple[str, str]]]:
+def split(pairs: list[tuple[str, str]], seed: int, n_dev: int, n_test: int,
+          n_train: int | None = None) -> dict[str, list[tuple[str, str]]]:
     """Test, dev and train by SHA-256 of (seed, English sentence): reproducible, and a pair's
-    split does not depend on which other pairs exist."""
+    split does not depend on which other pairs exist. Train: the rest, or its first ``n_train``
+    (all of it if there are fewer)."""
     order = sorted(pairs, key=lambda p: hashlib.sha256(f"{seed}\t{p[0]}".encode()).hexdigest())
     if len(order) < n_dev + n_test + 1:
         raise CatalogueError(f"only {len(order)} pairs: too few for {n_test} test and {n_dev} "
                              "dev pairs")
+    rest = order[n_test + n_dev :]
     return {"test": order[:n_test], "dev": order[n_test : n_test + n_dev],
-            "train": order[n_test + n_dev :]}
+            "train": rest if n_train is None else rest[:n_train]}
 
 
 def write_split(out: Path, splits: dict[str, list[tuple[str, str]]], lang: str) -> None:
@@ -277,30 +281,41 @@ def packages(paths: list[str]) -> dict[str, tuple[str, str, str]]:
 
 
 def add_split_arguments(ap: argparse.ArgumentParser, dev: int, test: int) -> None:
-    """``--out``, ``--dev`` and ``--test`` (``dev``, ``test`` by default; at least 0) and
-    ``--seed``: the arguments of ``write_corpus``."""
+    """``--out``, ``--dev`` and ``--test`` (``dev``, ``test`` by default; at least 0),
+    ``--train-size`` and ``--seed``: the arguments of ``write_corpus``."""
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--dev", type=non_negative_int, default=dev, help="dev pairs")
     ap.add_argument("--test", type=non_negative_int, default=test, help="test pairs")
+    ap.add_argument("--train-size", type=positive_int, metavar="N",
+                    help="keep only the first N training pairs of the split's order: a "
+                         "deterministic random subsample, with the same dev and test pairs "
+                         "(default: all; all too if there are fewer, as the summary says)")
     ap.add_argument("--seed", type=int, default=1)
 
 
 def write_corpus(args: argparse.Namespace, pairs: list[tuple[str, str]], lang: str,
                  sources: Callable[[], list[tuple[str, ...]]], read: str, drops: Counter) -> int:
-    """Split ``pairs`` (``args.seed``, ``args.dev``, ``args.test``), write the split and
-    ``SOURCES.tsv`` (the rows of ``sources()``, its header first) to ``args.out``, and print the
-    summary: ``read`` (what was read), the pairs per split, the drops by reason. 0, or 2 (and
-    nothing written) with a one-line error if there are too few pairs."""
+    """Split ``pairs`` (``args.seed``, ``args.dev``, ``args.test``, ``args.train_size``), write
+    the split and ``SOURCES.tsv`` (the rows of ``sources()``, its header first) to ``args.out``,
+    and print the summary: ``read`` (what was read), the pairs per split (with --train-size, how
+    many training pairs were left out), the drops by reason. 0, or 2 (and nothing written) with
+    a one-line error if there are too few pairs."""
     try:
-        splits = split(pairs, args.seed, args.dev, args.test)
+        splits = split(pairs, args.seed, args.dev, args.test, args.train_size)
     except CatalogueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
     write_split(out, splits, lang)
     write_atomic(out / "SOURCES.tsv", "".join("\t".join(r) + "\n" for r in sources()).encode())
-    print(f"{read} -> {len(pairs)} pairs (train {len(splits['train'])}, dev "
-          f"{len(splits['dev'])}, test {len(splits['test'])}) in {out}", file=sys.stderr)
+    train = len(splits["train"])
+    if args.train_size is not None:
+        left_out = len(pairs) - args.dev - args.test - train
+        train = (f"{train} of {train + left_out} ({left_out} left out by --train-size)"
+                 if left_out else
+                 f"{train} of {train} (--train-size {args.train_size}: all kept, none left out)")
+    print(f"{read} -> {len(pairs)} pairs (train {train}, dev {len(splits['dev'])}, test "
+          f"{len(splits['test'])}) in {out}", file=sys.stderr)
     for reason, n in drops.most_common():
         print(f"  dropped {n}: {reason}", file=sys.stderr)
     return 0
