@@ -16,8 +16,8 @@ def test_command_exits_zero_on_the_correct_model():
 def test_command_exits_nonzero_when_a_gradient_is_broken(monkeypatch, capsys):
     real = model.loss_and_grads
 
-    def broken(params, cfg, batch, masks=None):
-        loss, grads = real(params, cfg, batch, masks)
+    def broken(params, cfg, batch, masks=None, label_smoothing=0.0):
+        loss, grads = real(params, cfg, batch, masks, label_smoothing)
         grads["C_o"] = grads["C_o"] * 1.001  # a 0.1% error in one parameter's gradient
         return loss, grads
 

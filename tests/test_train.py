@@ -206,8 +206,8 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
     before = {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")}
     real = model.loss_and_grads
 
-    def exploding(params, cfg, batch, masks=None):
-        loss, grads = real(params, cfg, batch, masks)
+    def exploding(params, cfg, batch, masks=None, label_smoothing=0.0):
+        loss, grads = real(params, cfg, batch, masks, label_smoothing)
         return loss * float("nan"), {k: g * float("nan") for k, g in grads.items()}
 
     monkeypatch.setattr(model, "loss_and_grads", exploding)
@@ -219,11 +219,11 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
 def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     real, calls = model.loss_and_grads, []
 
-    def interrupted(params, cfg, batch, masks=None):
+    def interrupted(params, cfg, batch, masks=None, label_smoothing=0.0):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(params, cfg, batch, masks)
+        return real(params, cfg, batch, masks, label_smoothing)
 
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
     assert training.main(args(corpus, tmp_path, "--max-steps", "20", "--valid-every", "100")) \
@@ -283,11 +283,11 @@ def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, mo
     resumes from there."""
     real, calls = model.loss_and_grads, []
 
-    def terminated(params, cfg, batch, masks=None):
+    def terminated(params, cfg, batch, masks=None, label_smoothing=0.0):
         calls.append(1)
         if len(calls) == 5:
             signal.raise_signal(signal.SIGTERM)
-        return real(params, cfg, batch, masks)
+        return real(params, cfg, batch, masks, label_smoothing)
 
     before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(model, "loss_and_grads", terminated)
