@@ -57,6 +57,7 @@ SETTINGS = dict(
     valid_size=1000,      # the first 1,000 dev pairs (of 1,006 en-fr, 1,119 en-de), greedy
     clip=1.0,             # appendix B.2
     dropout=0.0,          # the paper's; and the cursors have none
+    label_smoothing=0.0,  # the paper's; and the cursors have none
     batch_size=80, batch_tokens=0, sort_pool=20,  # appendix B.2: 20 batches sorted together
     epochs=100000,        # never reached: each run stops on its plateau
 )
