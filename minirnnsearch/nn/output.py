@@ -69,7 +69,7 @@ def softmax_xent_forward(logits: Array, targets: Array, weights: Array, eps: flo
     """loss = -sum_n weights_n sum_v q_nv log p_nv, the cross-entropy against the targets
     smoothed by ``eps`` (label smoothing; PyTorch's ``cross_entropy(label_smoothing=eps)``):
 
-        q_n = (1 - eps) onehot(targets_n) + eps/V      (V,)  sums to 1; eps = 0: -log p(y_n)
+        q_n = (1 - eps) onehot(targets_n) + eps/V      (V,)  sums to 1; eps = 0: the one-hot
 
     logits (N,V), targets (N,) int, weights (N,) (the target mask divided by the number of
     real tokens gives the mean per real token). Returns the 0-d loss and the cache (the
@@ -79,9 +79,9 @@ def softmax_xent_forward(logits: Array, targets: Array, weights: Array, eps: flo
     line of the smoothing runs: the plain negative log-likelihood, the same floats."""
     xp = namespace(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)                # (N,V) stable
-    shifted_q = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]  # (N,) q_n = onehot
+    shifted_q = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]  # (N,) shifted_y
     if eps:  # sum_v q_v log p_v = sum_v q_v shifted_v - log sum_ex, as sum_v q_v = 1
-        shifted_q = (1.0 - eps) * shifted_q + eps * xp.mean(shifted, axis=1)  # (N,) smoothed q_n
+        shifted_q = (1.0 - eps) * shifted_q + eps * xp.mean(shifted, axis=1)  # (N,) sum q shifted
     ex = apply_inplace(xp.exp, shifted)                                     # (N,V) exp, in place
     sum_ex = xp.sum(ex, axis=1)                                             # (N,)
     return -xp.sum(weights * (shifted_q - xp.log(sum_ex))), (ex, sum_ex, targets, weights, eps)
