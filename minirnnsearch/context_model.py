@@ -18,7 +18,9 @@ One code path for the three variants; each way of choosing the context c_i is a 
               gates W.. E y + U.. s + C.. c + b..                                  nn/gru.py
     output    t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i; t_i = maxout(t~_i);        deep_output.py
               p(y_i) = softmax(W_o t_i + b_o)
-    loss      -sum_i log p(y_i) / (real target tokens)
+    loss      -sum_i log p(y_i) / (real target tokens)                             nn/output.py
+              (label smoothing eps, training only: -sum_i sum_v q_iv log p_iv / (real target
+              tokens), q_i = (1 - eps) onehot(y_i) + eps/V)
 
 The context c_i is computed from s_{i-1} before the decoder update, in the paper's order; the
 deep output uses s_i (deep_output.py says why). y_0 is <s>. Dropout (training only) multiplies
@@ -85,10 +87,11 @@ class _Decoded(NamedTuple):
 def _forward(
     packed: dict[str, Array], cfg: Config, ctx: Context, batch: Any,
     grads: dict[str, Array] | None = None, masks: Masks | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[Array, _Decoded]:
     """The loss of a batch and everything its backward needs. With ``grads``, the softmax
     layer's backward is done here already, chunk by chunk (``softmax_loss``). With ``masks``,
-    dropout (dropout.py)."""
+    dropout (dropout.py); with ``label_smoothing`` > 0, the smoothed loss (nn/output.py)."""
     xp = namespace(packed["E_src"])
     dtype = packed["E_src"].dtype
     m = masks if masks is not None else NO_MASKS
@@ -126,7 +129,8 @@ def _forward(
     t = xp.reshape(drop(xp.reshape(t, (T, B, cfg.maxout)), m.maxout), (N, cfg.maxout))
     tgt_mask = xp.reshape(xp.permute_dims(xp.astype(batch.tgt_mask, dtype), (1, 0)), (N,))
     weights = tgt_mask / xp.sum(tgt_mask)                                 # (N,) mean per token
-    loss_value, dt = softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads)
+    loss_value, dt = softmax_loss(packed, t, xp.reshape(tgt, (N,)), weights, grads,
+                                  label_smoothing)
     return loss_value, _Decoded(enc, s0, enc_cache, y_prev, ey, c_all, alpha, s_all,
                                 gru_caches, ctx_caches, out_cache, dt, m)
 
@@ -202,6 +206,7 @@ class ContextModel:
     posterior = None
     supports_dropout = True  # dropout.py's masks, all five
     supports_band = False    # every step reads its c_i: no band to leave out
+    supports_label_smoothing = True  # the loss is a sum of per-token cross-entropies
 
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -225,12 +230,14 @@ class ContextModel:
                 + self.context.flops(cfg, B, S, T))
 
     def loss(self, packed: dict[str, Array], cfg: Config, batch: Any,
-             masks: Masks | None = None) -> Array:
-        return _forward(packed, cfg, self.context, batch, masks=masks)[0]
+             masks: Masks | None = None, label_smoothing: float = 0.0) -> Array:
+        return _forward(packed, cfg, self.context, batch, masks=masks,
+                        label_smoothing=label_smoothing)[0]
 
     def loss_and_grads(self, packed: dict[str, Array], cfg: Config, batch: Any,
-                       grads: dict[str, Array], masks: Masks | None = None) -> Array:
-        loss_value, f = _forward(packed, cfg, self.context, batch, grads, masks)
+                       grads: dict[str, Array], masks: Masks | None = None,
+                       label_smoothing: float = 0.0) -> Array:
+        loss_value, f = _forward(packed, cfg, self.context, batch, grads, masks, label_smoothing)
         _backward(packed, cfg, self.context, f, grads)
         return loss_value
 

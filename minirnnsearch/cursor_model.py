@@ -379,9 +379,11 @@ def decoder_step(packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Ar
     return logp, CursorState(s, pred, t, lse), xp.exp(pred)
 
 
-def _no_dropout(masks: Masks | None) -> None:
+def _refuse_unsupported(masks: Masks | None, label_smoothing: float = 0.0) -> None:
     if masks is not None:
         raise ValueError("dropout is not implemented for the cursors variant")
+    if label_smoothing:
+        raise ValueError("label smoothing is not implemented for the cursors variant")
 
 
 class CursorModel:
@@ -391,6 +393,9 @@ class CursorModel:
     has_alignment = True  # the cursor's predictive distribution p(a_i | y_<i, x)
     supports_dropout = False  # not implemented: masks are refused
     supports_band = True      # cfg.band: training's emissions near the diagonal only
+    # not implemented (refused): the loss is a marginal over cursor paths, not a sum of
+    # per-token cross-entropies
+    supports_label_smoothing = False
 
     def param_shapes(self, cfg: Config) -> dict[str, tuple[int, ...]]:
         H, A = cfg.hidden, cfg.align
@@ -418,13 +423,14 @@ class CursorModel:
                 + 2 * B * S * 2 * H * 2 * L + 2 * B * T * W * S * 2 * L + 2 * B * T * W * L * V)
 
     def loss(self, packed: dict[str, Array], cfg: Config, batch: Any,
-             masks: Masks | None = None) -> Array:
-        _no_dropout(masks)
+             masks: Masks | None = None, label_smoothing: float = 0.0) -> Array:
+        _refuse_unsupported(masks, label_smoothing)
         return loss(packed, cfg, batch)
 
     def loss_and_grads(self, packed: dict[str, Array], cfg: Config, batch: Any,
-                       grads: dict[str, Array], masks: Masks | None = None) -> Array:
-        _no_dropout(masks)
+                       grads: dict[str, Array], masks: Masks | None = None,
+                       label_smoothing: float = 0.0) -> Array:
+        _refuse_unsupported(masks, label_smoothing)
         return loss(packed, cfg, batch, grads)
 
     def decoder_step(self, packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array,

@@ -7,6 +7,8 @@ units, V target vocabulary.
     t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i                (N,2L)
     t_i  = [max(t~_{i,2k-1}, t~_{i,2k})]_{k=1..L}           (N,L)   maxout over pairs
     loss = -sum_i w_i log softmax(W_o t_i + b_o)[y_i]       w_i: 1/(real target tokens), 0 on pads
+           (training with label smoothing eps: -sum_i w_i sum_v q_iv log p_iv,
+            q_i = (1 - eps) onehot(y_i) + eps/V; nn/output.py)
 
 The appendix (A.2.2) writes s_{i-1} in t~_i, the main text (eq. 4) writes s_i: this code uses s_i,
 the state that has already seen c_i and y_{i-1}. The cursors have no c_i: their emission adds
@@ -89,16 +91,17 @@ def logits_backward(dlogits: Array, t_c: Array, packed: dict[str, Array],
 
 def softmax_loss(
     packed: dict[str, Array], t: Array, targets: Array, weights: Array,
-    grads: dict[str, Array] | None = None,
+    grads: dict[str, Array] | None = None, label_smoothing: float = 0.0,
 ) -> tuple[Array, Array | None]:
     """loss = -sum_n weights_n log softmax(W_o t_n + b_o)[y_n]; t (N,L), targets (N,), weights
-    (N,), SOFTMAX_CHUNK_ROWS rows at a time (``logit_chunks``). With ``grads``, the backward
-    runs in the same chunk loop: dW_o, db_o accumulate into grads and dt (N,L) is returned
-    (else None)."""
+    (N,), SOFTMAX_CHUNK_ROWS rows at a time (``logit_chunks``). With ``label_smoothing`` eps > 0,
+    the cross-entropy against (1 - eps) onehot(y_n) + eps/V instead (``softmax_xent_forward``).
+    With ``grads``, the backward runs in the same chunk loop: dW_o, db_o accumulate into grads
+    and dt (N,L) is returned (else None)."""
     xp = namespace(t)
     loss, dts = 0.0, []
     for a, z, logits in logit_chunks(packed, t, SOFTMAX_CHUNK_ROWS):      # rows a..z-1
-        loss_c, cache = softmax_xent_forward(logits, targets[a:z], weights[a:z])
+        loss_c, cache = softmax_xent_forward(logits, targets[a:z], weights[a:z], label_smoothing)
         loss = loss + loss_c
         if grads is not None:
             dts.append(logits_backward(softmax_xent_backward(cache), t[a:z, ...], packed,

@@ -316,23 +316,27 @@ def init() -> Local:
 
 def loss_and_grads(group: Local, params: dict[str, Array], cfg: model.Config, backend: Backend,
                    pairs: Sequence[tuple[list[int], list[int]]],
-                   masks: model.Masks | None = None) -> tuple[Array, dict[str, Array], int]:
+                   masks: model.Masks | None = None, label_smoothing: float = 0.0
+                   ) -> tuple[Array, dict[str, Array], int]:
     """The loss and gradients of the global batch ``pairs`` (source ids, target ids), computed
     by ``group``'s ranks together: this rank's share through ``model.loss_and_grads``, then the
     token-weighted sum over ranks (see the module docstring). Returns (mean loss per token, a 0-d
     array on the device; gradients; N, the global batch's real target tokens). Every rank gets
     the same result; with one rank this is ``model.loss_and_grads`` on the whole batch. The
-    dropout ``masks`` (one row per pair of the global batch) are shared out with the pairs."""
+    dropout ``masks`` (one row per pair of the global batch) are shared out with the pairs;
+    ``label_smoothing`` goes to every rank's loss."""
     whole = make_batch([s for s, _ in pairs], [t for _, t in pairs])
     if group.size == 1:
-        loss, grads = model.loss_and_grads(params, cfg, whole.to(backend), masks)
+        loss, grads = model.loss_and_grads(params, cfg, whole.to(backend), masks,
+                                           label_smoothing)
         return loss, grads, whole.n_tokens
     mine = shard(pairs, group.rank, group.size)
     if mine:
         b = make_batch([s for s, _ in mine], [t for _, t in mine])
         a, z = share(len(pairs), group.rank, group.size)
         my_masks = None if masks is None else model.Masks(*(m[a:z, ...] for m in masks))
-        loss, grads = model.loss_and_grads(params, cfg, b.to(backend), my_masks)
+        loss, grads = model.loss_and_grads(params, cfg, b.to(backend), my_masks,
+                                           label_smoothing)
         n = b.n_tokens
     else:  # fewer pairs than ranks: this rank adds nothing
         xp = namespace(next(iter(params.values())))

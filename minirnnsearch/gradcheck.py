@@ -2,6 +2,7 @@
 
     python -m minirnnsearch.gradcheck [--variant all|rnnsearch|encdec|diagonal|cursors]
                                       [--threshold 1e-6] [--band 0] [--dropout P]
+                                      [--label-smoothing EPS]
 
 Float64, a tiny model with random parameters (not the paper's near-zero initialisation, so that
 every path carries signal) and a batch of unequal lengths, padded on the source and target side.
@@ -12,8 +13,10 @@ For each parameter it prints the relative error (cs231n's ``rel_error``)
 and exits 1 if any is above the threshold. ``--band`` checks the cursors with their training
 band (source lengths 6, 3 and 4 with </s>: band 1 leaves 3 cells per step). With ``--dropout P``
 the check runs with dropout masks drawn once and held fixed, so the loss is a fixed function of
-the parameters. A variant without dropout (``model.supports_dropout``: the cursors) is checked
-without it, and only a variant with a band (``model.supports_band``) with ``--band``.
+the parameters. With ``--label-smoothing EPS`` the loss checked is the smoothed one training
+uses. A variant without dropout (``model.supports_dropout``: the cursors) is checked without it,
+one without label smoothing (``model.supports_label_smoothing``: the cursors) without that, and
+only a variant with a band (``model.supports_band``) with ``--band``.
 """
 
 from __future__ import annotations
@@ -66,16 +69,18 @@ def tiny_problem(variant: str, seed: int = 0, band: int = 0
     return cfg, params, make_batch(src, tgt)
 
 
-def check_model(variant: str, seed: int = 0, band: int = 0, dropout: float = 0.0
-                ) -> dict[str, float]:
+def check_model(variant: str, seed: int = 0, band: int = 0, dropout: float = 0.0,
+                label_smoothing: float = 0.0) -> dict[str, float]:
     """The relative error of every parameter's gradient for ``variant``, by name; with
-    ``dropout`` > 0, under one fixed set of dropout masks."""
+    ``dropout`` > 0, under one fixed set of dropout masks; with ``label_smoothing`` > 0, of the
+    smoothed loss."""
     cfg, params, batch = tiny_problem(variant, seed, band)
     masks = model.dropout_masks(cfg, batch.src.shape[0], dropout, np.random.default_rng(seed),
                                 get_backend("cpu"), "float64")
-    _, grads = model.loss_and_grads(params, cfg, batch, masks)
+    _, grads = model.loss_and_grads(params, cfg, batch, masks, label_smoothing)
     return {name: rel_error(grads[name], numerical_gradient(
-                lambda: float(model.loss(params, cfg, batch, masks)), params[name]))
+                lambda: float(model.loss(params, cfg, batch, masks, label_smoothing)),
+                params[name]))
             for name in params}
 
 
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the cursors' training band (0: none)")
     ap.add_argument("--dropout", type=probability, default=0.0,
                     help="check with dropout masks of this rate, held fixed")
+    ap.add_argument("--label-smoothing", type=probability, default=0.0, metavar="EPS",
+                    help="check the loss smoothed by EPS (train.py --label-smoothing)")
     return ap
 
 
@@ -100,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     for variant in variants:
         errors = check_model(variant, args.seed,
                              args.band if model.supports_band(variant) else 0,
-                             args.dropout if model.supports_dropout(variant) else 0.0)
+                             args.dropout if model.supports_dropout(variant) else 0.0,
+                             args.label_smoothing
+                             if model.supports_label_smoothing(variant) else 0.0)
         print(f"{variant}: max relative error {max(errors.values()):.2e}")
         for name, err in errors.items():
             flag = "  FAIL" if err > args.threshold else ""

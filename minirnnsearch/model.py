@@ -16,7 +16,8 @@ masks (dropout.py) and the configuration (config.py):
 Neither imports the other, and neither imports this module. Each offers the interface of
 ``Family``; the functions below hand over to ``FAMILIES[cfg.variant]`` (``family``: a name the
 registry lacks raises ValueError). What a variant supports is its family's to say, never a
-name's: ``supports_dropout``, ``supports_band``, and its FLOPs per forward (``Family.flops``).
+name's: ``supports_dropout``, ``supports_band``, ``supports_label_smoothing``, and its FLOPs
+per forward (``Family.flops``).
 ``loss`` and ``loss_and_grads`` take the raw parameters and pack them (``pack_params``);
 ``encode`` and ``decoder_step`` take them packed, once per decoding run.
 """
@@ -37,7 +38,8 @@ from .params import pack_params
 
 __all__ = ["FAMILIES", "INITS", "NO_MASKS", "PRESETS", "VARIANTS", "Config", "Encoded", "Family",
            "Masks", "decoder_step", "dropout_masks", "encode", "family", "init_params", "loss",
-           "loss_and_grads", "pack_params", "param_shapes", "supports_band", "supports_dropout"]
+           "loss_and_grads", "pack_params", "param_shapes", "supports_band", "supports_dropout",
+           "supports_label_smoothing"]
 
 
 class Family(Protocol):
@@ -49,6 +51,8 @@ class Family(Protocol):
     supports_dropout: bool
     # training takes a band, cfg.band > 0 (train.py --band): emissions near the diagonal only
     supports_band: bool
+    # loss and loss_and_grads take label_smoothing > 0 (train.py --label-smoothing)
+    supports_label_smoothing: bool
     # posterior(packed, cfg, batch) -> (B,T,S): the alignment given the whole output, p(a_i = j
     # | y, x), where it differs from the search's rows (the cursors); None where it does not
     posterior: Any
@@ -62,10 +66,11 @@ class Family(Protocol):
                ) -> tuple[Encoded, Any, tuple]: ...
 
     def loss(self, packed: dict[str, Array], cfg: Config, batch: Any,
-             masks: Masks | None = None) -> Array: ...
+             masks: Masks | None = None, label_smoothing: float = 0.0) -> Array: ...
 
     def loss_and_grads(self, packed: dict[str, Array], cfg: Config, batch: Any,
-                       grads: dict[str, Array], masks: Masks | None = None) -> Array: ...
+                       grads: dict[str, Array], masks: Masks | None = None,
+                       label_smoothing: float = 0.0) -> Array: ...
 
     def decoder_step(self, packed: dict[str, Array], cfg: Config, enc: Encoded, y_prev: Array,
                      state: Any, i: int) -> tuple[Array, Any, Array | None]: ...
@@ -100,6 +105,12 @@ def supports_band(variant: Config | str) -> bool:
     return family(variant).supports_band
 
 
+def supports_label_smoothing(variant: Config | str) -> bool:
+    """Whether the variant trains with label smoothing (train.py --label-smoothing): not the
+    cursors."""
+    return family(variant).supports_label_smoothing
+
+
 def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape (params.py lists them). Matrices are stored (in, out):
     ``x @ W`` = paper W x."""
@@ -114,15 +125,17 @@ def init_params(
     return _params.init_params(param_shapes(cfg), backend, seed, dtype, cfg.init)
 
 
-def loss(params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None
-         ) -> Array:
+def loss(params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None,
+         label_smoothing: float = 0.0) -> Array:
     """Mean negative log-likelihood per real target token (0-d array), no gradients; dropout
-    only with ``masks`` (the gradient check fixes them)."""
-    return family(cfg).loss(pack_params(params), cfg, batch, masks)
+    only with ``masks`` (the gradient check fixes them); smoothed only with ``label_smoothing``
+    > 0 (as ``loss_and_grads``; the dev loss is the plain one)."""
+    return family(cfg).loss(pack_params(params), cfg, batch, masks, label_smoothing)
 
 
 def loss_and_grads(
-    params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None
+    params: dict[str, Array], cfg: Config, batch: Any, masks: Masks | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[Array, dict[str, Array]]:
     """The mean negative log-likelihood per real target token (padding excluded) and its
     gradients, a dict with the same keys as ``params``.
@@ -130,10 +143,14 @@ def loss_and_grads(
     ``batch`` has ``src`` (B,S) and ``tgt`` (B,T) integer ids (targets end with </s>) and
     ``src_mask``, ``tgt_mask`` (B,S), (B,T) with 1 on real tokens, all on the params' device.
     ``masks`` (``dropout_masks``): dropout for this batch; None (the default) drops nothing;
-    the cursors refuse masks."""
+    the cursors refuse masks. ``label_smoothing`` eps in [0, 1): the loss is then the
+    cross-entropy against (1 - eps) onehot(y) + eps/V per real target token instead
+    (nn/output.py ``softmax_xent_forward``); 0 (the default) is the likelihood's, the same
+    floats; the cursors refuse eps > 0."""
     xp = namespace(params["E_src"])
     grads = {k: xp.zeros_like(v) for k, v in params.items()}
-    return family(cfg).loss_and_grads(pack_params(params), cfg, batch, grads, masks), grads
+    return family(cfg).loss_and_grads(pack_params(params), cfg, batch, grads, masks,
+                                      label_smoothing), grads
 
 
 def encode(packed: dict[str, Array], cfg: Config, src: Array, src_mask: Array

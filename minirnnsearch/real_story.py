@@ -52,11 +52,13 @@ SETTINGS = dict(
                           # of each); the softmax's cost grows with it
     init="paper",         # appendix B.1
     optimizer="adam", lr=3e-3, lr_decay=0.5,  # the story's schedule: halve at every validation
-    patience=4,           # without a better dev BLEU; stop after 4 in a row
+    lr_decay_patience=0,  # without a better dev BLEU
+    patience=4,           # stop after 4 in a row without a better dev BLEU
     valid_every=500,      # updates: 1.3 epochs of 390 batches
     valid_size=1000,      # the first 1,000 dev pairs (of 1,006 en-fr, 1,119 en-de), greedy
     clip=1.0,             # appendix B.2
     dropout=0.0,          # the paper's; and the cursors have none
+    label_smoothing=0.0,  # the paper's; the cursors have none either
     batch_size=80, batch_tokens=0, sort_pool=20,  # appendix B.2: 20 batches sorted together
     epochs=100000,        # never reached: each run stops on its plateau
 )

@@ -7,7 +7,8 @@ Two references of the same architecture, on the same shapes:
   reset gate BEFORE the recurrent product, ``h~ = tanh(W x + U (r * h) + b)``, which
   ``nn.GRU``/``nn.GRUCell`` cannot express (they compute ``r * (U h + b_hn)``), so it is written
   out step by step. The tests check in float64 that its loss and every gradient equal
-  ``model.loss_and_grads`` (padding, masks and all three variants included).
+  ``model.loss_and_grads`` (padding, masks and all three variants included, and label
+  smoothing, from PyTorch's own ``F.cross_entropy(label_smoothing=eps)``).
 - ``UserRNNsearch``: what a PyTorch user would write for speed: ``nn.GRU`` (bidirectional) for
   the encoder, ``nn.GRUCell`` for the decoder, ``nn.Linear`` layers for the additive attention,
   the deep output and the softmax, ``F.cross_entropy``; padded batches packed with
@@ -52,11 +53,14 @@ def _input_part(p: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:
                       x @ p[f"{prefix}.W"] + p[f"{prefix}.b"]], dim=-1)
 
 
-def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any) -> Tensor:
+def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any, label_smoothing: float = 0.0
+               ) -> Tensor:
     """The mean negative log-likelihood per real target token of ``model.loss``, from torch ops.
     ``p``: the parameters as tensors (``model.param_shapes`` names); ``batch``: host arrays
-    src, src_mask (B,S), tgt, tgt_mask (B,T). The context models only: ValueError for any other
-    variant."""
+    src, src_mask (B,S), tgt, tgt_mask (B,T). With ``label_smoothing`` eps > 0, each real
+    token's term is PyTorch's ``F.cross_entropy(logits, y, label_smoothing=eps)``, -(1-eps)
+    log p(y) - (eps/V) sum_v log p(v) (unreduced, so the mean is over the real tokens as
+    ``model.loss``'s). The context models only: ValueError for any other variant."""
     if cfg.variant not in CONTEXT_VARIANTS:
         raise ValueError(f"paper_loss writes out {CONTEXT_VARIANTS}, not {cfg.variant!r}")
     dtype = p["E_src"].dtype
@@ -100,17 +104,22 @@ def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any) -> Tensor:
         s = _gru_step(p, "dec", xin, s)                                    # (B,H) s_i
         t_tilde = s @ p["U_o"] + ey[:, i] @ p["V_o"] + c @ p["C_o"]        # (B,2L)
         t = t_tilde.view(B, -1, 2).amax(dim=2)                            # (B,L) maxout
-        logp = torch.log_softmax(t @ p["W_o"] + p["b_o"], dim=1)          # (B,V)
-        nll = nll - (tgt_mask[:, i] * logp[torch.arange(B), tgt[:, i]]).sum()
+        logits = t @ p["W_o"] + p["b_o"]                                   # (B,V)
+        if label_smoothing:
+            xent = F.cross_entropy(logits, tgt[:, i], reduction="none",
+                                   label_smoothing=label_smoothing)         # (B,)
+        else:
+            xent = -torch.log_softmax(logits, dim=1)[torch.arange(B), tgt[:, i]]  # (B,)
+        nll = nll + (tgt_mask[:, i] * xent).sum()
     return nll / tgt_mask.sum()
 
 
 def paper_loss_and_grads(
-    params: dict[str, np.ndarray], cfg: Config, batch: Any
+    params: dict[str, np.ndarray], cfg: Config, batch: Any, label_smoothing: float = 0.0
 ) -> tuple[float, dict[str, np.ndarray]]:
     """``paper_loss`` and its autograd gradients, on host NumPy parameters (their dtype kept)."""
     p = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params.items()}
-    loss = paper_loss(p, cfg, batch)
+    loss = paper_loss(p, cfg, batch, label_smoothing)
     loss.backward()
     return float(loss.detach()), {k: v.grad.numpy() for k, v in p.items()}
 

@@ -13,9 +13,9 @@ On resume, a field is either
 Checkpoints of older commits lack some fields; each field's ``older`` says what such a run
 trained with: ``--sort-pool`` 20 (``CHUNK_BATCHES``, the paper's), ``--batch-tokens`` 0,
 ``--lr-decay`` 1 (a constant rate), ``--lr-decay-patience`` 0, ``--pair`` en-fr, ``--dropout`` 0,
-``--lr`` the optimiser's default; ``--band`` 0 and ``--init`` paper (``Config.from_dict``).
-Those recorded only since 2026-12-01 (``RECORDED_LATER``) stay unrecorded: they cannot be
-checked, and the caller's are used, as then.
+``--label-smoothing`` 0, ``--lr`` the optimiser's default; ``--band`` 0 and ``--init`` paper
+(``Config.from_dict``). Those recorded only since 2026-12-01 (``RECORDED_LATER``) stay
+unrecorded: they cannot be checked, and the caller's are used, as then.
 """
 
 from __future__ import annotations
@@ -144,6 +144,14 @@ class Settings:
     dropout: float = option(0.0, "dropout rate on the embeddings, the deep output's inputs and "
                             "the maxout layer, as Nematus (paper: 0, the default); never when "
                             "decoding", type=probability, metavar="P", older=0.0)
+    label_smoothing: float = option(0.0, "label smoothing: train towards 1-EPS on the reference "
+                                    "word plus EPS spread evenly over all V target words, as "
+                                    "PyTorch's cross_entropy(label_smoothing=EPS) (Nematus: "
+                                    "--label_smoothing, OpenNMT-py: -label_smoothing); the "
+                                    "training loss logged is the smoothed one, the dev loss "
+                                    "stays the plain negative log-likelihood (0, the default: "
+                                    "none, as the paper; docs/training.md)", type=probability,
+                                    metavar="EPS", older=0.0)
     epochs: int = option(20, "at most this many epochs", resume=TAKEN, type=positive_int)
     max_steps: int | None = option(None, "stop after this many updates in all", resume=TAKEN,
                                    type=positive_int)
@@ -225,6 +233,8 @@ def conflict(s: Settings, given: Collection[str]) -> str:
         return f"--band is for --variant {' or '.join(banded)} only"
     if s.dropout and not model.supports_dropout(s.variant):
         return f"--dropout is not implemented for --variant {s.variant}"
+    if s.label_smoothing and not model.supports_label_smoothing(s.variant):
+        return f"--label-smoothing is not implemented for --variant {s.variant}"
     if "pair" in given and (s.train_src or s.train_tgt):
         return ("--pair chooses a built-in corpus: give it or your own files (--train-src ...), "
                 "not both")

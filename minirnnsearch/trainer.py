@@ -236,6 +236,7 @@ class Trainer:
                     sort_pool=s.sort_pool, max_len=s.max_len,
                     pair=None if s.train_src else s.pair, subword=self.corpus.subword,
                     dropout=s.dropout, preset=s.preset, vocab_size=s.vocab_size,
+                    label_smoothing=s.label_smoothing,
                     valid_size=s.valid_size, clip=s.clip,
                     **{k: str(Path(getattr(s, k)).resolve()) if s.train_src else None
                        for k in DATA_FILES})
@@ -375,7 +376,8 @@ class Trainer:
                                     np.random.default_rng([self.settings.seed, self.step]),
                                     self.backend)
         loss, grads, n_tokens = distributed.loss_and_grads(
-            self.group, self.params, self.cfg, self.backend, pairs, masks)
+            self.group, self.params, self.cfg, self.backend, pairs, masks,
+            self.settings.label_smoothing)
         clip_grad_norm(grads, self.settings.clip)
         self.opt.step(self.params, grads)
         self.step += 1

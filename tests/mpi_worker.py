@@ -54,9 +54,9 @@ def inject(mode: str, rank: int, call: int) -> None:
         return
     real, calls = model.loss_and_grads, []
 
-    def faulty(params, cfg, batch, masks=None):
+    def faulty(params, cfg, batch, masks=None, label_smoothing=0.0):
         calls.append(1)
-        loss, grads = real(params, cfg, batch, masks)
+        loss, grads = real(params, cfg, batch, masks, label_smoothing)
         if len(calls) >= call and mode == "nan":
             return loss * float("nan"), grads
         if len(calls) == call and mode == "fail":

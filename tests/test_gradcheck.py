@@ -16,8 +16,8 @@ def test_command_exits_zero_on_the_correct_model():
 def test_command_exits_nonzero_when_a_gradient_is_broken(monkeypatch, capsys):
     real = model.loss_and_grads
 
-    def broken(params, cfg, batch, masks=None):
-        loss, grads = real(params, cfg, batch, masks)
+    def broken(params, cfg, batch, masks=None, label_smoothing=0.0):
+        loss, grads = real(params, cfg, batch, masks, label_smoothing)
         grads["C_o"] = grads["C_o"] * 1.001  # a 0.1% error in one parameter's gradient
         return loss, grads
 
@@ -27,3 +27,20 @@ def test_command_exits_nonzero_when_a_gradient_is_broken(monkeypatch, capsys):
     failing = [line.split()[0] for line in out.splitlines() if line.endswith("FAIL")]
     assert failing == ["C_o"]
     assert "FAILED" in out
+
+
+def test_label_smoothing_reaches_the_check_and_the_cursors_are_checked_without_it(
+        monkeypatch, capsys):
+    """--label-smoothing 0.1 passes on the variants that have it and on the cursors (checked
+    without it); gradients of the unsmoothed loss fail the check of the smoothed one."""
+    assert gradcheck.main(["--variant", "diagonal", "--label-smoothing", "0.1"]) == 0
+    assert gradcheck.main(["--variant", "cursors", "--label-smoothing", "0.1"]) == 0
+    assert "OK: worst" in capsys.readouterr().out
+    real = model.loss_and_grads
+
+    def unsmoothed(params, cfg, batch, masks=None, label_smoothing=0.0):
+        return real(params, cfg, batch, masks)
+
+    monkeypatch.setattr(model, "loss_and_grads", unsmoothed)
+    assert gradcheck.main(["--variant", "encdec", "--label-smoothing", "0.1"]) == 1
+    assert gradcheck.main(["--variant", "encdec"]) == 0

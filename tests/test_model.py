@@ -169,17 +169,23 @@ def test_every_variant_a_config_accepts_has_one_family():
 
 
 def test_capabilities_are_the_familys():
-    """Dropout and a training band are asked of the registry, by a variant's name or its
-    Config: the cursors take a band and no dropout, the context models the reverse."""
-    want = {"encdec": (True, False), "diagonal": (True, False), "rnnsearch": (True, False),
-            "cursors": (False, True)}                                      # (dropout, band)
+    """Dropout, label smoothing and a training band are asked of the registry, by a variant's
+    name or its Config: the cursors take a band and neither dropout nor label smoothing, the
+    context models the reverse."""
+    want = {"encdec": (True, True, False), "diagonal": (True, True, False),
+            "rnnsearch": (True, True, False),
+            "cursors": (False, False, True)}             # (dropout, label smoothing, band)
     for variant in model.VARIANTS:
         cfg = model.Config(10, 10, variant=variant)
-        assert (model.supports_dropout(variant), model.supports_band(variant)) == want[variant]
-        assert (model.supports_dropout(cfg), model.supports_band(cfg)) == want[variant]
+        for v in (variant, cfg):
+            assert (model.supports_dropout(v), model.supports_label_smoothing(v),
+                    model.supports_band(v)) == want[variant]
     cfg, params, batch = gradcheck.tiny_problem("cursors")
     with pytest.raises(ValueError, match="dropout is not implemented"):
         model.loss(params, cfg, batch, _ones(cfg, 3))
+    for call in (model.loss, model.loss_and_grads):
+        with pytest.raises(ValueError, match="label smoothing is not implemented for the cursors"):
+            call(params, cfg, batch, label_smoothing=0.1)
 
 
 class WideSearch(contexts.SoftSearch):
@@ -205,6 +211,7 @@ def test_a_fifth_variant_is_one_entry_in_the_registry(monkeypatch):
     cfg = model.Config(10, 10, variant="wide", align=4)
     assert model.param_shapes(cfg)["W_a"] == (cfg.hidden, 7)
     assert model.supports_dropout("wide") and not model.supports_band("wide")
+    assert model.supports_label_smoothing("wide")
     assert train_flops(cfg, 2, 3, 4) > train_flops(
         model.Config(10, 10, variant="encdec", align=4), 2, 3, 4)
 
@@ -219,6 +226,7 @@ def test_an_unknown_variant_raises_instead_of_computing_another(monkeypatch):
              lambda: model.param_shapes(cfg), lambda: model.loss(params, cfg, batch),
              lambda: model.loss_and_grads(params, cfg, batch),
              lambda: model.supports_dropout("luong"), lambda: model.supports_band(cfg),
+             lambda: model.supports_label_smoothing("luong"),
              lambda: train_flops(cfg, 2, 3, 4)]
     for call in calls:
         with pytest.raises(ValueError, match="unknown variant 'luong'"):
@@ -352,3 +360,75 @@ def test_each_mask_reaches_exactly_the_units_it_names(variant):
         scaled[weight] = params[weight] * (row[0] if axis == 1 else row[0][:, None])
         assert dropped == pytest.approx(float(model.loss(scaled, cfg, batch)), rel=1e-12), name
         assert dropped != pytest.approx(base, rel=1e-6), name
+
+
+# -- label smoothing -----------------------------------------------------------------------------
+
+SMOOTHED = tuple(v for v in model.VARIANTS if model.supports_label_smoothing(v))
+
+
+@pytest.mark.parametrize("variant", SMOOTHED)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_label_smoothing_zero_is_exactly_the_plain_loss(variant, dtype):
+    """label_smoothing=0 gives the loss and every gradient of the call without it, bit for bit
+    (the lines eps = 0 runs are those from before the option: a tiny training run's checkpoint
+    arrays equal main's, checked when it was added)."""
+    cfg, params, batch = gradcheck.tiny_problem(variant)
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    loss, grads = model.loss_and_grads(params, cfg, batch)
+    loss0, grads0 = model.loss_and_grads(params, cfg, batch, label_smoothing=0.0)
+    assert np.asarray(loss0).tobytes() == np.asarray(loss).tobytes()
+    assert model.loss(params, cfg, batch, label_smoothing=0.0).tobytes() == np.asarray(
+        model.loss(params, cfg, batch)).tobytes()
+    for k in grads:
+        np.testing.assert_array_equal(grads0[k], grads[k], err_msg=k)
+
+
+@pytest.mark.parametrize("variant", SMOOTHED)
+def test_label_smoothing_gradients_match_finite_differences(variant):
+    errors = gradcheck.check_model(variant, seed=1, label_smoothing=0.1)
+    bad = {k: v for k, v in errors.items() if v > 1e-6}
+    assert not bad, f"{variant}: {bad}"
+
+
+def test_label_smoothing_with_dropout_gradients_match_finite_differences():
+    errors = gradcheck.check_model("rnnsearch", seed=2, dropout=0.4, label_smoothing=0.2)
+    bad = {k: v for k, v in errors.items() if v > 1e-6}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("variant", SMOOTHED)
+def test_label_smoothing_loss_from_teacher_forced_decoder_steps(variant):
+    """The smoothed loss is the mean over real tokens of -(1-eps) log p(y_i) - (eps/V) sum_v
+    log p(v), with log p from the decoding path (decoder_step), not the training forward; it
+    is not the plain loss, and padding added changes nothing."""
+    eps = 0.3
+    cfg, params, batch = gradcheck.tiny_problem(variant)
+    packed = model.pack_params(params)
+    enc, s, _ = model.encode(packed, cfg, batch.src, batch.src_mask)
+    B, T = batch.tgt.shape
+    y_prev, total = np.full(B, 2), 0.0
+    for i in range(T):
+        logp, s, _ = model.decoder_step(packed, cfg, enc, y_prev, s, i)   # (B,V)
+        per_token = -(1 - eps) * logp[np.arange(B), batch.tgt[:, i]] - eps / cfg.tgt_vocab * \
+            logp.sum(axis=1)
+        total += float(np.sum(per_token * batch.tgt_mask[:, i]))
+        y_prev = batch.tgt[:, i]
+    smoothed = float(model.loss(params, cfg, batch, label_smoothing=eps))
+    assert smoothed == pytest.approx(total / float(batch.tgt_mask.sum()), rel=1e-12)
+    assert smoothed != pytest.approx(float(model.loss(params, cfg, batch)), rel=1e-3)
+    assert float(model.loss(params, cfg, _pad(batch, 2, 3), label_smoothing=eps)) == \
+        pytest.approx(smoothed, rel=1e-12)
+
+
+def test_label_smoothing_on_array_api_strict_agrees_with_numpy():
+    cfg, params64, batch = gradcheck.tiny_problem("rnnsearch")
+    params = {k: v.astype(np.float32) for k, v in params64.items()}
+    sb = get_backend("strict")
+    loss_np, grads_np = model.loss_and_grads(params, cfg, batch, label_smoothing=0.1)
+    loss_s, grads_s = model.loss_and_grads({k: sb.asarray(v) for k, v in params.items()}, cfg,
+                                           batch.to(sb), label_smoothing=0.1)
+    assert loss_s.device == sb.device
+    np.testing.assert_allclose(to_host(loss_s), loss_np, rtol=1e-5)
+    for k in params:
+        np.testing.assert_allclose(to_host(grads_s[k]), grads_np[k], rtol=1e-4, atol=1e-6)

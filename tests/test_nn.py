@@ -177,6 +177,67 @@ def test_softmax_xent_gradient_and_value(rng):
           {"l": dlogits}, 1.0)
 
 
+def test_label_smoothing_by_hand_on_three_words():
+    """V = 3, p = (1/8, 2/8, 5/8), the target word 2, eps 0.3: q = 0.7 onehot + 0.1 =
+    (0.1, 0.1, 0.8); loss = -(1-eps) log p_y - (eps/V) sum_v log p_v, dlogits = w (p - q). A
+    second, padded row (weight 0) adds nothing and gets no gradient."""
+    logits = np.log(np.array([[1.0, 2.0, 5.0], [3.0, 1.0, 1.0]]))
+    targets, weights = np.array([2, 0]), np.array([0.5, 0.0])
+    loss, cache = softmax_xent_forward(logits, targets, weights, 0.3)
+    by_hand = -0.7 * np.log(5 / 8) - 0.1 * (np.log(1 / 8) + np.log(2 / 8) + np.log(5 / 8))
+    assert float(loss) == pytest.approx(0.5 * by_hand, rel=1e-14)
+    dlogits = softmax_xent_backward(cache)
+    np.testing.assert_allclose(dlogits, [[0.5 * 0.025, 0.5 * 0.15, -0.5 * 0.175], [0, 0, 0]],
+                               atol=1e-16)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.6])
+def test_label_smoothing_gradient_and_value(rng, eps):
+    """Against the definition written out (the mean over the V words of -log p, the cross-entropy
+    against eps/V each, added to (1-eps) times the NLL), and central differences; every row's
+    gradient sums to 0 (p and q are distributions)."""
+    logits = rng.normal(size=(5, 7)) * 3
+    targets = np.array([0, 6, 3, 3, 1])
+    weights = np.array([0.25, 0.25, 0.0, 0.25, 0.25])  # one padded token
+    loss, cache = softmax_xent_forward(logits, targets, weights, eps)
+    logp = np.log(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
+    want = -np.sum(weights * ((1 - eps) * logp[np.arange(5), targets] + eps * logp.mean(axis=1)))
+    assert float(loss) == pytest.approx(want, rel=1e-12)
+    assert float(loss) != pytest.approx(float(softmax_xent_forward(logits, targets, weights)[0]))
+    dlogits = softmax_xent_backward(cache)
+    np.testing.assert_array_equal(dlogits[2], 0.0)
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=1e-15)
+    check(lambda: softmax_xent_forward(logits, targets, weights, eps)[0], {"l": logits},
+          {"l": dlogits}, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_label_smoothing_zero_is_the_plain_loss_bit_for_bit(rng, dtype):
+    """eps = 0 runs none of the smoothing's lines: the loss and dlogits are the very floats of
+    the call without eps, not merely close (test_model.py checks the whole model the same way;
+    the lines eps = 0 runs are those of before label smoothing)."""
+    logits = (rng.normal(size=(6, 9)) * 3).astype(dtype)
+    targets = np.array([0, 8, 3, 3, 1, 2])
+    weights = np.array([0.2, 0.2, 0.0, 0.2, 0.2, 0.2], dtype)
+    loss, cache = softmax_xent_forward(logits, targets, weights)
+    loss0, cache0 = softmax_xent_forward(logits, targets, weights, 0.0)
+    assert loss0.dtype == loss.dtype and loss0.tobytes() == loss.tobytes()
+    np.testing.assert_array_equal(softmax_xent_backward(cache0), softmax_xent_backward(cache))
+
+
+def test_label_smoothing_runs_on_array_api_strict_device(rng):
+    sb = get_backend("strict")
+    logits = rng.normal(size=(4, 5))
+    targets, weights = np.array([1, 4, 0, 2]), np.array([0.3, 0.3, 0.0, 0.4])
+    loss, cache = softmax_xent_forward(logits.copy(), targets, weights, 0.2)
+    loss_s, cache_s = softmax_xent_forward(sb.asarray(logits), sb.asarray(targets),
+                                           sb.asarray(weights), 0.2)
+    dlogits_s = softmax_xent_backward(cache_s)
+    assert dlogits_s.device == sb.device
+    assert float(to_host(loss_s)) == pytest.approx(float(loss), rel=1e-12)
+    np.testing.assert_allclose(to_host(dlogits_s), softmax_xent_backward(cache), rtol=1e-12)
+
+
 def test_logsumexp_is_stable_and_minus_inf_on_impossible_rows(rng):
     """The one log-sum-exp: log sum exp over an axis, with no overflow at 1000, -inf (no NaN,
     no warning) on a row of -inf only; log_softmax built on it keeps its old rounding."""

@@ -19,7 +19,7 @@ CORPUS_SHA256 = "df357f93f967fd05ab9711ba724cea9964d34b1752938313834e289685e1228
 
 SIZES = dict(variant="rnnsearch", band=0, emb=4, hidden=4, align=4, maxout=2, seed=1234,
              batch_size=16, max_len=50, pair="en-fr", dropout=0.0, subword=None, batch_tokens=0,
-             lr_decay_patience=0)
+             lr_decay_patience=0, label_smoothing=0.0)
 RECORDED = dict(preset="small", vocab_size=30, valid_size=5, clip=1.0, train_src=None,
                 train_tgt=None, dev_src=None, dev_tgt=None)
 # by fixture: the settings its commit trained with, and what a resume has to be told that the

@@ -9,9 +9,11 @@ import pytest
 from minirnnsearch import config, gradcheck, model
 from minirnnsearch.bench import against_torch, cli, steps
 from minirnnsearch.data.batching import make_batch
+from minirnnsearch.nn.output import softmax_xent_forward
 
 torch = pytest.importorskip("torch")
 reference_torch = pytest.importorskip("minirnnsearch.reference_torch")
+F = torch.nn.functional
 
 
 # the reference writes the three models with a context; the cursors' dynamic programme is
@@ -27,6 +29,40 @@ def test_loss_and_every_gradient_equal_torch_autograd(variant):
     for k in grads:
         scale = max(1e-12, float(np.max(np.abs(ref_grads[k]))))
         assert np.max(np.abs(grads[k] - ref_grads[k])) / scale < 1e-10, k
+
+
+@pytest.mark.parametrize("variant", ("rnnsearch", "encdec", "diagonal"))
+def test_label_smoothed_loss_and_every_gradient_equal_torch_autograd(variant):
+    """eps 0.1: the reference's terms are F.cross_entropy(label_smoothing=0.1), unreduced and
+    weighted by the target mask over the real tokens (torch's own mean would count padded
+    positions unless told an ignore_index)."""
+    cfg, params, batch = gradcheck.tiny_problem(variant)
+    assert np.any(batch.tgt_mask == 0)
+    loss, grads = model.loss_and_grads(params, cfg, batch, label_smoothing=0.1)
+    ref_loss, ref_grads = reference_torch.paper_loss_and_grads(params, cfg, batch, 0.1)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-12)
+    assert ref_loss != pytest.approx(reference_torch.paper_loss_and_grads(params, cfg, batch)[0],
+                                     rel=1e-3)
+    assert set(ref_grads) == set(grads)
+    for k in grads:
+        scale = max(1e-12, float(np.max(np.abs(ref_grads[k]))))
+        assert np.max(np.abs(grads[k] - ref_grads[k])) / scale < 1e-10, k
+
+
+def test_torch_label_smoothing_is_our_definition():
+    """PyTorch's F.cross_entropy(label_smoothing=eps) per token is -(1-eps) log p(y) - (eps/V)
+    sum_v log p(v), the uniform over all V words (the target's included, no ignore_index), as
+    softmax_xent_forward; weighted by the mask over the real tokens, the same mean."""
+    rng = np.random.default_rng(3)
+    logits, y = rng.normal(size=(4, 6)) * 2, np.array([5, 0, 2, 2])
+    w = np.array([1.0, 1.0, 0.0, 1.0]) / 3                               # one padded token
+    logp = torch.log_softmax(torch.tensor(logits), dim=1)
+    explicit = -(0.75 * logp[torch.arange(4), torch.tensor(y)] + 0.25 / 6 * logp.sum(dim=1))
+    theirs = F.cross_entropy(torch.tensor(logits), torch.tensor(y), reduction="none",
+                             label_smoothing=0.25)
+    torch.testing.assert_close(theirs, explicit, rtol=1e-14, atol=0)
+    ours = softmax_xent_forward(logits, y, w, 0.25)[0]
+    assert float(ours) == pytest.approx(float((theirs * torch.tensor(w)).sum()), rel=1e-13)
 
 
 @pytest.mark.parametrize("variant", ("cursors", "luong"))

@@ -44,8 +44,9 @@ def test_argv_parses_back_into_the_same_settings(tmp_path):
                  max_len=30, vocab_size=100, subword=500, variant="cursors", preset="tiny",
                  emb=8, init="paper", band=2, batch_tokens=400, sort_pool=20,
                  optimizer="adadelta", lr=0.7, lr_decay=0.25, lr_decay_patience=3, clip=0.5,
-                 epochs=3, max_steps=9, max_time=1.5, valid_every=4, valid_size=7, patience=2,
-                 seed=5, device="cpu", out=str(tmp_path / "r"), resume=True, quiet=True)
+                 epochs=3, label_smoothing=0.15, max_steps=9, max_time=1.5, valid_every=4,
+                 valid_size=7, patience=2, seed=5, device="cpu", out=str(tmp_path / "r"),
+                 resume=True, quiet=True)
     parsed, given = training.parse(s.argv())
     assert parsed == s
     assert set(given) == set(s.changed())
@@ -57,6 +58,8 @@ def test_argv_parses_back_into_the_same_settings(tmp_path):
     ("lr_decay", 1.5, "lr_decay: must be in (0, 1], got 1.5"),
     ("lr_decay_patience", -1, "lr_decay_patience: must be at least 0, got -1"),
     ("dropout", 1.0, "dropout: must be in [0, 1), got 1.0"),
+    ("label_smoothing", 1.0, "label_smoothing: must be in [0, 1), got 1.0"),
+    ("label_smoothing", -0.1, "label_smoothing: must be in [0, 1), got -0.1"),
     ("vocab_size", 4, "vocab_size: must be at least 5"),
     ("variant", "luong", "variant: 'luong' is not one of"),
     ("optimizer", "lion", "optimizer: 'lion' is not one of"),
@@ -71,6 +74,9 @@ def test_options_that_do_not_go_together():
     assert conflict(Settings(band=2), ["band"]) == "--band is for --variant cursors only"
     assert conflict(Settings(variant="cursors", band=2), ["variant", "band"]) == ""
     assert "not implemented" in conflict(Settings(variant="cursors", dropout=0.1), [])
+    assert conflict(Settings(variant="cursors", label_smoothing=0.1), ["label_smoothing"]) == (
+        "--label-smoothing is not implemented for --variant cursors")
+    assert conflict(Settings(variant="encdec", label_smoothing=0.1), ["label_smoothing"]) == ""
     assert "--pair chooses" in conflict(Settings(train_src="a", pair="en-de"), ["pair"])
     assert conflict(Settings(train_src="a"), []) == ""  # the default pair, not given
     assert "give one of them" in conflict(Settings(resume=True, overwrite=True), [])
@@ -97,7 +103,8 @@ def test_older_checkpoints_imply_the_defaults_they_trained_with():
     assert run == dict(variant="encdec", band=0, init="paper", emb=32, hidden=64, align=64,
                        maxout=32, seed=7, batch_size=16, max_len=40, optimizer="adadelta",
                        lr=1.0, sort_pool=CHUNK_BATCHES, batch_tokens=0, lr_decay=1.0,
-                       lr_decay_patience=0, pair="en-fr", dropout=0.0, subword=None)
+                       lr_decay_patience=0, pair="en-fr", dropout=0.0, label_smoothing=0.0,
+                       subword=None)
     assert not set(RECORDED_LATER) & set(run)  # unrecorded, so never checked
     assert not set(TAKEN_ON_RESUME) & set(run)
 
@@ -143,8 +150,8 @@ def test_a_checkpoint_records_every_kept_field_as_the_run_had_it(tmp_path):
     s = Settings(**files, variant="encdec", preset="tiny", emb=8, hidden=8, align=8, maxout=4,
                  init="paper", vocab_size=200, max_len=30, seed=7, batch_size=16,
                  batch_tokens=300, sort_pool=3, optimizer="adam", lr=0.002, lr_decay=0.7,
-                 lr_decay_patience=2, clip=2.0, dropout=0.1, valid_size=7, max_steps=2,
-                 valid_every=2, device="cpu", quiet=True, out=str(tmp_path / "run"))
+                 lr_decay_patience=2, clip=2.0, dropout=0.1, label_smoothing=0.1, valid_size=7,
+                 max_steps=2, valid_every=2, device="cpu", quiet=True, out=str(tmp_path / "run"))
     kept = [f for f in dataclasses.fields(Settings) if f.name not in TAKEN_ON_RESUME]
     for f in kept:
         assert getattr(s, f.name) != f.metadata["older"] or f.name in ("subword", "pair"), f.name

@@ -27,6 +27,7 @@ from minirnnsearch import (
     translation,
 )
 from minirnnsearch.data import corpus as data_corpus
+from minirnnsearch.data.batching import make_batch
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +207,8 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
     before = {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")}
     real = model.loss_and_grads
 
-    def exploding(params, cfg, batch, masks=None):
-        loss, grads = real(params, cfg, batch, masks)
+    def exploding(params, cfg, batch, masks=None, label_smoothing=0.0):
+        loss, grads = real(params, cfg, batch, masks, label_smoothing)
         return loss * float("nan"), {k: g * float("nan") for k, g in grads.items()}
 
     monkeypatch.setattr(model, "loss_and_grads", exploding)
@@ -219,11 +220,11 @@ def test_nan_loss_stops_and_keeps_good_checkpoints(corpus, tmp_path, capsys, mon
 def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     real, calls = model.loss_and_grads, []
 
-    def interrupted(params, cfg, batch, masks=None):
+    def interrupted(params, cfg, batch, masks=None, label_smoothing=0.0):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(params, cfg, batch, masks)
+        return real(params, cfg, batch, masks, label_smoothing)
 
     monkeypatch.setattr(model, "loss_and_grads", interrupted)
     assert training.main(args(corpus, tmp_path, "--max-steps", "20", "--valid-every", "100")) \
@@ -253,6 +254,7 @@ def test_ctrl_c_saves_last_and_resumes(corpus, tmp_path, capsys, monkeypatch):
     ("--lr", "nan", "must be a finite number, got 'nan'"),
     ("--dropout", "1", "must be in [0, 1), got 1"),
     ("--dropout", "-0.1", "must be in [0, 1), got -0.1"),
+    ("--label-smoothing", "1", "must be in [0, 1), got 1"),
     ("--subword", "0", "must be at least 1, got 0"),
 ])
 def test_bad_flags_get_one_line_from_argparse(corpus, tmp_path, capsys, flag, value, message):
@@ -284,11 +286,11 @@ def test_sigterm_saves_last_like_ctrl_c_and_resumes(corpus, tmp_path, capsys, mo
     resumes from there."""
     real, calls = model.loss_and_grads, []
 
-    def terminated(params, cfg, batch, masks=None):
+    def terminated(params, cfg, batch, masks=None, label_smoothing=0.0):
         calls.append(1)
         if len(calls) == 5:
             signal.raise_signal(signal.SIGTERM)
-        return real(params, cfg, batch, masks)
+        return real(params, cfg, batch, masks, label_smoothing)
 
     before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(model, "loss_and_grads", terminated)
@@ -432,6 +434,74 @@ def test_dropout_is_refused_for_the_cursors(corpus, tmp_path, capsys):
         "train.py: error: --dropout is not implemented for --variant cursors")
 
 
+def test_label_smoothing_trains_on_the_smoothed_loss_and_validates_on_the_plain_one(
+        corpus, tmp_path, monkeypatch):
+    """--label-smoothing 0.3: each update's loss (what the log's "loss" averages) is the
+    smoothed loss of its batch at the parameters before it, and the log's dev loss is the plain
+    negative log-likelihood of the dev set (``traindata.dev_loss``) at the validation's
+    parameters, not the smoothed one; the checkpoint records 0.3, and a resume keeps it,
+    bitwise as an unbroken run."""
+    seen, step = [], training.Trainer.train_step
+
+    def recording(self, batch):
+        pairs = [self.corpus.train[k] for k in batch]
+        b = make_batch([s for s, _ in pairs], [t for _, t in pairs])
+        smoothed = float(model.loss(self.params, self.cfg, b, label_smoothing=0.3))
+        plain = float(model.loss(self.params, self.cfg, b))
+        loss, n_tokens = step(self, batch)
+        seen.append((float(loss), smoothed, plain))
+        return loss, n_tokens
+
+    monkeypatch.setattr(training.Trainer, "train_step", recording)
+    t = make_trainer(args(corpus, tmp_path / "a", "--max-steps", "3", "--label-smoothing", "0.3"),
+                     time.perf_counter)
+    t.train()
+    assert len(seen) == 3
+    for loss, smoothed, plain in seen:
+        assert loss == pytest.approx(smoothed, rel=1e-6) and abs(loss - plain) > 1e-3
+    logged = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[-1])
+    assert logged["step"] == 3
+    assert logged["loss"] == pytest.approx(np.mean([x[0] for x in seen]), rel=1e-5)
+    dev = traindata.dev_loss(t.params, t.cfg, t.backend, t.corpus, 8)
+    assert logged["dev_loss"] == pytest.approx(dev, rel=1e-6)
+    smoothed_dev = 0.0
+    for start in range(0, len(t.corpus.dev_src), 8):
+        b = make_batch(t.corpus.dev_src[start : start + 8], t.corpus.dev_tgt[start : start + 8])
+        smoothed_dev += float(model.loss(t.params, t.cfg, b, label_smoothing=0.3)) * b.n_tokens
+    smoothed_dev /= sum(len(y) + 1 for y in t.corpus.dev_tgt)
+    assert abs(logged["dev_loss"] - smoothed_dev) > 1e-3
+    assert checkpoint.load_checkpoint(tmp_path / "a", "last")[2]["label_smoothing"] == 0.3
+    monkeypatch.undo()
+    assert training.main(args(corpus, tmp_path / "a", "--max-steps", "6", "--resume")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "6",
+                              "--label-smoothing", "0.3")) == 0
+    assert training.main(args(corpus, tmp_path / "c", "--max-steps", "6")) == 0
+    a, b, c = (params_of(tmp_path / x) for x in "abc")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert not np.array_equal(a["W_o"], c["W_o"])            # label smoothing changed training
+
+
+def test_label_smoothing_zero_trains_exactly_as_without_it(corpus, tmp_path):
+    """--label-smoothing 0 given is the run without the option, every checkpoint array."""
+    assert training.main(args(corpus, tmp_path / "a", "--max-steps", "3")) == 0
+    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "3",
+                              "--label-smoothing", "0")) == 0
+    a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_label_smoothing_is_refused_for_the_cursors(corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        training.main(args(corpus, tmp_path / "r", "--variant", "cursors",
+                           "--label-smoothing", "0.1"))
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "train.py: error: --label-smoothing is not implemented for --variant cursors")
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(("epochs", "max_steps", "stop"), [
     (1, 1000, "1 epochs done"), (2, 3, "--max-steps 3 reached")])
 def test_the_progress_bar_counts_to_the_nearer_end(corpus, tmp_path, capsys, epochs, max_steps,
@@ -477,7 +547,8 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--batch-size", "9", "8"), ("--batch-tokens", "40", "0"), ("--sort-pool", "20", "0"),
     ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "1.0", "0.5"),
     ("--lr-decay-patience", "2", "0"), ("--clip", "2.0", "1.0"),
-    ("--dropout", "0.1", "0.0"), ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
+    ("--dropout", "0.1", "0.0"), ("--label-smoothing", "0.1", "0.0"),
+    ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
 ]
 
 

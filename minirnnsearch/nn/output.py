@@ -5,8 +5,9 @@
     p(y_i | s_i, y_{i-1}, c_i) = softmax(W_o t_i + b_o)     (V)
 
 The linear parts are plain products in ``deep_output.py``; this module holds the maxout, the
-loss, and the one stable log-sum-exp of the package (``logsumexp``: the softmaxes here and the
-cursors' forward algorithm, nn/cursors.py).
+loss (label smoothing included, train.py --label-smoothing), and the one stable log-sum-exp of
+the package (``logsumexp``: the softmaxes here and the cursors' forward algorithm,
+nn/cursors.py).
 """
 
 from __future__ import annotations
@@ -63,27 +64,39 @@ def log_softmax(logits: Array) -> Array:
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
-def softmax_xent_forward(logits: Array, targets: Array, weights: Array) -> tuple[Array, tuple]:
-    """loss = -sum_n weights_n log p(targets_n); logits (N,V), targets (N,) int, weights (N,)
-    (the target mask divided by the number of real tokens gives the mean per real token).
-    Returns the 0-d loss and the cache (the exponentials, kept so backward needs no exp).
-    One fresh (N,V) array: the shifted logits, turned into their exponentials in place. Its
-    log-sum-exp is log(sum_ex) of these same exponentials (``logsumexp`` would make its own,
-    a second exp over (N,V))."""
+def softmax_xent_forward(logits: Array, targets: Array, weights: Array, eps: float = 0.0
+                         ) -> tuple[Array, tuple]:
+    """loss = -sum_n weights_n sum_v q_nv log p_nv, the cross-entropy against the targets
+    smoothed by ``eps`` (label smoothing; PyTorch's ``cross_entropy(label_smoothing=eps)``):
+
+        q_n = (1 - eps) onehot(targets_n) + eps/V      (V,)  sums to 1; eps = 0: the one-hot
+
+    logits (N,V), targets (N,) int, weights (N,) (the target mask divided by the number of
+    real tokens gives the mean per real token). Returns the 0-d loss and the cache (the
+    exponentials, kept so backward needs no exp). One fresh (N,V) array: the shifted logits,
+    turned into their exponentials in place. Its log-sum-exp is log(sum_ex) of these same
+    exponentials (``logsumexp`` would make its own, a second exp over (N,V)). With eps = 0 no
+    line of the smoothing runs: the plain negative log-likelihood, the same floats."""
     xp = namespace(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)                # (N,V) stable
-    logp_y = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]    # (N,) before exp
+    shifted_q = xp.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]  # (N,) shifted_y
+    if eps:  # sum_v q_v log p_v = sum_v q_v shifted_v - log sum_ex, as sum_v q_v = 1
+        shifted_q = (1.0 - eps) * shifted_q + eps * xp.mean(shifted, axis=1)  # (N,) sum q shifted
     ex = apply_inplace(xp.exp, shifted)                                     # (N,V) exp, in place
     sum_ex = xp.sum(ex, axis=1)                                             # (N,)
-    return -xp.sum(weights * (logp_y - xp.log(sum_ex))), (ex, sum_ex, targets, weights)
+    return -xp.sum(weights * (shifted_q - xp.log(sum_ex))), (ex, sum_ex, targets, weights, eps)
 
 
 def softmax_xent_backward(cache: tuple) -> Array:
-    """dlogits (N,V) = weights_n * (softmax(logits_n) - onehot(targets_n)). Written into the
-    cache's exponentials (no fresh (N,V) array): call it once per forward."""
-    ex, sum_ex, targets, weights = cache
+    """dlogits (N,V) = weights_n * (softmax(logits_n) - q_n), q_n = (1 - eps) onehot(targets_n)
+    + eps/V. Written into the cache's exponentials (no fresh (N,V) array): call it once per
+    forward."""
+    ex, sum_ex, targets, weights, eps = cache
     ex *= (weights / sum_ex)[:, None]                                       # (N,V) w * p
-    return add_at_columns(ex, targets, -weights)                            # - w at y_n
+    if not eps:
+        return add_at_columns(ex, targets, -weights)                        # - w at y_n
+    ex -= (eps / ex.shape[1]) * weights[:, None]                            # (N,V) - w eps/V
+    return add_at_columns(ex, targets, -(1.0 - eps) * weights)              # - w (1-eps) at y_n
 
 
 def target_log_softmax(logits: Array, targets: Array) -> tuple[Array, Array]:
