@@ -779,13 +779,7 @@ def test_lr_decay_patience_waits_and_a_run_resumed_between_two_bad_validations_d
     scripted_bleu(monkeypatch, scores[5:])
     assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "6",
                               "--resume")) == 0
-    for name in ("last", "best"):
-        a, b = whole_state(tmp_path / "a", name), whole_state(tmp_path / "b", name)
-        for x, y in zip(a[:2], b[:2], strict=True):
-            assert set(x) == set(y)
-            for k in x:
-                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}: {k}")
-        assert a[2] == b[2]
+    assert_same_checkpoints(tmp_path / "a", tmp_path / "b")
     last = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
     assert (last["bad_validations"], last["bad_since_decay"], last["lr_now"]) == (2, 0, 0.0025)
     assert training.main(args(corpus, tmp_path / "b", *fast[:-1], "2", "--max-steps", "7",
@@ -831,6 +825,18 @@ def whole_state(run, name="last"):
     return params, opt, position
 
 
+def assert_same_checkpoints(run_a, run_b):
+    """``last`` and ``best`` of the two runs hold the same arrays, bit for bit, and the same
+    position and schedule record."""
+    for name in ("last", "best"):
+        a, b = whole_state(run_a, name), whole_state(run_b, name)
+        for x, y in zip(a[:2], b[:2], strict=True):
+            assert set(x) == set(y)
+            for k in x:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}: {k}")
+        assert a[2] == b[2]
+
+
 @pytest.fixture(scope="module")
 def few_pairs(tmp_path_factory):
     """A corpus of a few batches per epoch, for runs of several epochs."""
@@ -867,13 +873,7 @@ def test_resume_across_epoch_boundaries_continues_the_whole_state(few_pairs, tmp
         meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]  # after batch stop - 1
         start = max([0, *(e for e in ends if e < stop)])
         assert (meta["epoch"], meta["pos"]) == (epoch_at[stop - 1] - 1, stop - start)
-    for name in ("last", "best"):
-        a, b = whole_state(tmp_path / "a", name), whole_state(tmp_path / "b", name)
-        for x, y in zip(a[:2], b[:2], strict=True):
-            assert set(x) == set(y)
-            for k in x:
-                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}: {k}")
-        assert a[2] == b[2]
+    assert_same_checkpoints(tmp_path / "a", tmp_path / "b")
     assert whole_state(tmp_path / "b")[2]["bad_validations"] > 0  # something to carry over
 
     def log(run):
