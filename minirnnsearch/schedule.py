@@ -26,7 +26,7 @@ PERFECT_BLEU = 100.0  # a dev BLEU no validation can beat: the run stops there (
 @dataclass
 class Schedule:
     """The validation record of a run and its rules; a checkpoint stores the record
-    (``best_bleu``, ``schedule_best``, ``bad_validations``, ``bad_since_decay``)."""
+    (``best_bleu``, ``schedule_best``, ``bad_validations``)."""
 
     valid_every: int              # updates between two validations on the grid
     patience: int                 # grid validations in a row without a better dev BLEU: stop
@@ -35,8 +35,6 @@ class Schedule:
     best_bleu: float = -1.0       # the best dev BLEU of any validation (-1: none yet)
     schedule_best: float = -1.0   # the best dev BLEU of the grid's validations
     bad_validations: int = 0      # grid validations since the last better one
-    bad_since_decay: int = 0      # those of them since the last decay (ReduceLROnPlateau's
-    # num_bad_epochs); always 0 between validations with lr_decay_patience 0
 
     def on_grid(self, step: int) -> bool:
         """Whether update ``step`` is one of every ``valid_every``: the validations that steer
@@ -59,13 +57,13 @@ class Schedule:
         decay = False
         if self.on_grid(step):
             if score > self.schedule_best:
-                self.schedule_best, self.bad_validations, self.bad_since_decay = score, 0, 0
+                self.schedule_best, self.bad_validations = score, 0
             else:
                 self.bad_validations += 1
-                self.bad_since_decay += 1
-                if self.bad_since_decay > self.lr_decay_patience:
-                    self.bad_since_decay = 0
-                    decay = self.lr_decay < 1
+                # those since the last decay (ReduceLROnPlateau's num_bad_epochs, reset at
+                # each decay) are bad_validations mod (lr_decay_patience + 1)
+                decay = (self.lr_decay < 1
+                         and self.bad_validations % (self.lr_decay_patience + 1) == 0)
         return improved, decay
 
     def out_of_patience(self, step: int) -> str:

@@ -213,10 +213,7 @@ class Trainer:
                                  best_bleu=meta["best_bleu"],
                                  # older runs: one best
                                  schedule_best=meta.get("schedule_best", meta["best_bleu"]),
-                                 bad_validations=meta["bad_validations"],
-                                 # older runs: --lr-decay-patience 0, whose count is 0 at
-                                 # every checkpoint (a bad validation decays and resets it)
-                                 bad_since_decay=meta.get("bad_since_decay", 0))
+                                 bad_validations=meta["bad_validations"])
         print(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1}, "
               f"batch {self.pos})", file=sys.stderr)
 
@@ -229,7 +226,7 @@ class Trainer:
         meta = dict(config=self.cfg.to_dict(), src_vocab=self.src_vocab.to_dict(),
                     tgt_vocab=self.tgt_vocab.to_dict(), step=self.step, epoch=self.epoch,
                     pos=self.pos, best_bleu=sc.best_bleu, schedule_best=sc.schedule_best,
-                    bad_validations=sc.bad_validations, bad_since_decay=sc.bad_since_decay,
+                    bad_validations=sc.bad_validations,
                     optimizer=s.optimizer, lr=s.lr, lr_now=self.opt.lr, lr_decay=s.lr_decay,
                     lr_decay_patience=s.lr_decay_patience,
                     seed=s.seed, batch_size=s.batch_size, batch_tokens=s.batch_tokens,

@@ -762,7 +762,8 @@ def test_lr_decay_patience_waits_and_a_run_resumed_between_two_bad_validations_d
     """Dev BLEU 1, 0.5, 0.4, 2, 1, 0.5 with --lr-decay-patience 1: the rate halves at the second
     validation in a row without a better BLEU, 3 and 6 (not 2, 3, 5, 6 as with 0). A run
     stopped at 5, between the two bad validations 5 and 6, records one bad validation since
-    the last decay; resumed, it halves the rate at 6 and ends bit for bit as the unbroken run.
+    the last better one (4); resumed, it halves the rate at 6 and ends bit for bit as the
+    unbroken run.
     Another --lr-decay-patience on resume is refused."""
     scores = [1.0, 0.5, 0.4, 2.0, 1.0, 0.5]
     fast = ("--valid-size", "3", "--valid-every", "1", "--patience", "100", "--lr", "0.01",
@@ -774,14 +775,14 @@ def test_lr_decay_patience_waits_and_a_run_resumed_between_two_bad_validations_d
     scripted_bleu(monkeypatch, scores)
     assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "5")) == 0
     meta = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
-    assert (meta["bad_validations"], meta["bad_since_decay"], meta["lr_now"]) == (1, 1, 0.005)
+    assert (meta["bad_validations"], meta["lr_now"]) == (1, 0.005)
     assert meta["lr_decay_patience"] == 1
     scripted_bleu(monkeypatch, scores[5:])
     assert training.main(args(corpus, tmp_path / "b", *fast, "--max-steps", "6",
                               "--resume")) == 0
     assert_same_checkpoints(tmp_path / "a", tmp_path / "b")
     last = checkpoint.load_checkpoint(tmp_path / "b", "last")[2]
-    assert (last["bad_validations"], last["bad_since_decay"], last["lr_now"]) == (2, 0, 0.0025)
+    assert (last["bad_validations"], last["lr_now"]) == (2, 0.0025)
     assert training.main(args(corpus, tmp_path / "b", *fast[:-1], "2", "--max-steps", "7",
                               "--resume")) == 2  # fixed by the run
 
@@ -808,7 +809,7 @@ def test_a_validation_at_a_stop_off_the_grid_saves_best_but_steers_nothing(
     assert checkpoint.load_checkpoint(tmp_path / "r", "best")[2]["step"] == 3
     js = tmp_path / "r" / "last.json"  # as written before schedule_best existed
     doc = json.loads(js.read_text())
-    for k in ("schedule_best", "bad_since_decay", "lr_decay_patience"):  # 0 in their place
+    for k in ("schedule_best", "lr_decay_patience"):  # 0 in their place
         del doc[k]
     js.write_text(json.dumps(doc))
     scripted_bleu(monkeypatch, [4.0])  # below the best BLEU, 5: no better
@@ -821,7 +822,7 @@ def test_a_validation_at_a_stop_off_the_grid_saves_best_but_steers_nothing(
 def whole_state(run, name="last"):
     params, opt, meta = checkpoint.load_checkpoint(run, name)
     position = {k: meta[k] for k in ("step", "epoch", "pos", "best_bleu", "schedule_best",
-                                     "bad_validations", "bad_since_decay")}
+                                     "bad_validations")}
     return params, opt, position
 
 
