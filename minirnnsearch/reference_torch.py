@@ -105,11 +105,8 @@ def paper_loss(p: dict[str, Tensor], cfg: Config, batch: Any, label_smoothing: f
         t_tilde = s @ p["U_o"] + ey[:, i] @ p["V_o"] + c @ p["C_o"]        # (B,2L)
         t = t_tilde.view(B, -1, 2).amax(dim=2)                            # (B,L) maxout
         logits = t @ p["W_o"] + p["b_o"]                                   # (B,V)
-        if label_smoothing:
-            xent = F.cross_entropy(logits, tgt[:, i], reduction="none",
-                                   label_smoothing=label_smoothing)         # (B,)
-        else:
-            xent = -torch.log_softmax(logits, dim=1)[torch.arange(B), tgt[:, i]]  # (B,)
+        xent = F.cross_entropy(logits, tgt[:, i], reduction="none",
+                               label_smoothing=label_smoothing)             # (B,)
         nll = nll + (tgt_mask[:, i] * xent).sum()
     return nll / tgt_mask.sum()
 

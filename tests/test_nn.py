@@ -211,18 +211,31 @@ def test_label_smoothing_gradient_and_value(rng, eps):
           {"l": dlogits}, 1.0)
 
 
+def plain_xent_before_label_smoothing(logits, targets, weights):
+    """softmax_xent_forward and _backward as they were before label smoothing (4167a65), in
+    NumPy, line for line: the floats eps = 0 must still give."""
+    shifted = logits - np.max(logits, axis=1, keepdims=True)
+    logp_y = np.take_along_axis(shifted, targets[:, None], axis=1)[:, 0]
+    ex = np.exp(shifted)
+    sum_ex = np.sum(ex, axis=1)
+    loss = -np.sum(weights * (logp_y - np.log(sum_ex)))
+    ex *= (weights / sum_ex)[:, None]
+    ex[np.arange(len(targets)), targets] += -weights
+    return loss, ex
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_label_smoothing_zero_is_the_plain_loss_bit_for_bit(rng, dtype):
-    """eps = 0 runs none of the smoothing's lines: the loss and dlogits are the very floats of
-    the call without eps, not merely close (test_model.py checks the whole model the same way;
-    the lines eps = 0 runs are those of before label smoothing)."""
+    """eps = 0 gives the very floats of the loss before label smoothing, loss and dlogits, not
+    merely close ones (so a run without the option trains as before it)."""
     logits = (rng.normal(size=(6, 9)) * 3).astype(dtype)
     targets = np.array([0, 8, 3, 3, 1, 2])
     weights = np.array([0.2, 0.2, 0.0, 0.2, 0.2, 0.2], dtype)
-    loss, cache = softmax_xent_forward(logits, targets, weights)
-    loss0, cache0 = softmax_xent_forward(logits, targets, weights, 0.0)
-    assert loss0.dtype == loss.dtype and loss0.tobytes() == loss.tobytes()
-    np.testing.assert_array_equal(softmax_xent_backward(cache0), softmax_xent_backward(cache))
+    want_loss, want_dlogits = plain_xent_before_label_smoothing(logits, targets, weights)
+    for eps in ((), (0.0,)):  # eps left out, and 0 given
+        loss, cache = softmax_xent_forward(logits, targets, weights, *eps)
+        assert loss.dtype == want_loss.dtype and loss.tobytes() == want_loss.tobytes()
+        np.testing.assert_array_equal(softmax_xent_backward(cache), want_dlogits)
 
 
 def test_label_smoothing_runs_on_array_api_strict_device(rng):

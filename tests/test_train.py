@@ -482,16 +482,6 @@ def test_label_smoothing_trains_on_the_smoothed_loss_and_validates_on_the_plain_
     assert not np.array_equal(a["W_o"], c["W_o"])            # label smoothing changed training
 
 
-def test_label_smoothing_zero_trains_exactly_as_without_it(corpus, tmp_path):
-    """--label-smoothing 0 given is the run without the option, every checkpoint array."""
-    assert training.main(args(corpus, tmp_path / "a", "--max-steps", "3")) == 0
-    assert training.main(args(corpus, tmp_path / "b", "--max-steps", "3",
-                              "--label-smoothing", "0")) == 0
-    a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-
-
 def test_label_smoothing_is_refused_for_the_cursors(corpus, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         training.main(args(corpus, tmp_path / "r", "--variant", "cursors",

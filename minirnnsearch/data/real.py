@@ -310,10 +310,8 @@ def write_corpus(args: argparse.Namespace, pairs: list[tuple[str, str]], lang: s
     write_atomic(out / "SOURCES.tsv", "".join("\t".join(r) + "\n" for r in sources()).encode())
     train = len(splits["train"])
     if args.train_size is not None:
-        left_out = len(pairs) - args.dev - args.test - train
-        train = (f"{train} of {train + left_out} ({left_out} left out by --train-size)"
-                 if left_out else
-                 f"{train} of {train} (--train-size {args.train_size}: all kept, none left out)")
+        rest = len(pairs) - args.dev - args.test  # the training pairs before --train-size
+        train = f"{train} of {rest} ({rest - train} left out by --train-size)"
     print(f"{read} -> {len(pairs)} pairs (train {train}, dev {len(splits['dev'])}, test "
           f"{len(splits['test'])}) in {out}", file=sys.stderr)
     for reason, n in drops.most_common():
