@@ -36,11 +36,11 @@ from .oserrors import append_line
 from .rundir import LOG, agree_with_last, prepare_out
 from .schedule import Schedule
 from .settings import (
-    ADAM_LR,
     DATA_FILES,
     RECORDED_LATER,
     Settings,
     TrainingError,
+    corpus_defaults,
     refuse_changes,
     run_settings,
 )
@@ -180,15 +180,14 @@ class Trainer:
 
     def start(self) -> None:
         """A new run: the model initialised from the seed, the optimiser fresh, step 0."""
-        s = self.settings
+        s = self.settings = corpus_defaults(self.settings)
         sizes = {k: getattr(s, k) for k in ("emb", "hidden", "align", "maxout")
                  if getattr(s, k) is not None}
         self.cfg = model.Config.from_preset(
             s.preset, src_vocab=len(self.src_vocab), tgt_vocab=len(self.tgt_vocab),
             variant=s.variant, band=s.band, init=s.init, **sizes)
         self.params = model.init_params(self.cfg, self.backend, s.seed)
-        self.opt = make_optimizer(s.optimizer, self.params,
-                                  ADAM_LR if s.lr is None and s.optimizer == "adam" else s.lr)
+        self.opt = make_optimizer(s.optimizer, self.params, s.lr)
         # recorded as a number, the optimiser's default included
         self.settings = dataclasses.replace(s, lr=self.opt.lr)
         self.step, self.epoch, self.pos = 0, 0, 0

@@ -66,7 +66,8 @@ def test_train_with_settings_is_what_the_command_line_runs(corpus, tmp_path):
     given, _ = training.parse(args(corpus, tmp_path / "api", "--max-steps", "4"))
     result = training.train(given)
     assert (result.updates, result.stop) == (4, "--max-steps 4 reached")
-    assert result.settings == dataclasses.replace(given, lr=settings.ADAM_LR)
+    assert result.settings == dataclasses.replace(
+        given, **settings.CORPUS_DEFAULTS[settings.FILES])
     a, b = params_of(tmp_path / "cli"), params_of(tmp_path / "api")
     assert set(a) == set(b)
     for k in a:
@@ -146,11 +147,13 @@ def test_log_and_checkpoints(corpus, tmp_path, capsys):
 
 
 def test_training_reduces_the_loss(corpus, tmp_path):
-    # the defaults under which this bound was set (appendix B.1's weights, pools of 20): from
-    # fan-in's N(0, 1) embeddings these 174 pairs are overfitted at once (dev loss 4.27 -> 4.15
-    # when written, the training loss 3.76 -> 2.64); whole-epoch batches gave 4.72 -> 4.53
+    # the defaults under which this bound was set (appendix B.1's weights, pools of 20, no
+    # dropout): from fan-in's N(0, 1) embeddings these 174 pairs are overfitted at once (dev
+    # loss 4.27 -> 4.15 when written, the training loss 3.76 -> 2.64); whole-epoch batches gave
+    # 4.72 -> 4.53
     assert training.main(args(corpus, tmp_path, "--max-steps", "60", "--valid-every", "30",
-                              "--lr", "0.01", "--init", "paper", "--sort-pool", "20")) == 0
+                              "--lr", "0.01", "--init", "paper", "--sort-pool", "20",
+                              "--dropout", "0")) == 0
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert lines[-1]["dev_loss"] < lines[0]["dev_loss"] - 0.3
 
@@ -434,6 +437,38 @@ def test_dropout_is_refused_for_the_cursors(corpus, tmp_path, capsys):
         "train.py: error: --dropout is not implemented for --variant cursors")
 
 
+def test_lr_and_dropout_left_unset_are_the_corpus_defaults(corpus, tmp_path, monkeypatch):
+    """Adam's rate and dropout, not given, are ``CORPUS_DEFAULTS``' for the user's files or the
+    built-in corpus; a given value wins; the cursors get no dropout and SGD its own rate. The
+    checkpoint records the numbers, and a resume keeps them whatever the defaults are then."""
+    def recorded(run):
+        meta = checkpoint.load_checkpoint(run, "last")[2]
+        return dict(lr=meta["lr"], dropout=meta["dropout"])
+
+    files, builtin = (settings.CORPUS_DEFAULTS[k] for k in (settings.FILES, settings.BUILTIN))
+    one = ("--max-steps", "1")
+    assert training.main(args(corpus, tmp_path / "files", *one)) == 0
+    assert recorded(tmp_path / "files") == files
+    assert training.main(args(corpus, tmp_path / "given", *one, "--lr", "0.02",
+                              "--dropout", "0.4")) == 0
+    assert recorded(tmp_path / "given") == dict(lr=0.02, dropout=0.4)
+    assert training.main(args(corpus, tmp_path / "cursors", *one, "--variant", "cursors")) == 0
+    assert recorded(tmp_path / "cursors") == dict(lr=files["lr"], dropout=0.0)
+    assert training.main(args(corpus, tmp_path / "sgd", *one, "--optimizer", "sgd")) == 0
+    assert recorded(tmp_path / "sgd") == dict(lr=0.1, dropout=files["dropout"])
+
+    monkeypatch.setitem(settings.CORPUS_DEFAULTS, settings.FILES, dict(lr=0.5, dropout=0.5))
+    assert training.main(args(corpus, tmp_path / "files", "--resume", "--max-steps", "2")) == 0
+    assert recorded(tmp_path / "files") == files
+
+    small = functools.partial(data_corpus.builtin_corpus, n_train=300, n_dev=10, n_test=10)
+    monkeypatch.setattr(traindata, "builtin_corpus", small)
+    monkeypatch.chdir(tmp_path)
+    assert training.main(["--preset", "tiny", "--batch-size", "8", "--device", "cpu", "--quiet",
+                          "--out", "builtin", *one]) == 0
+    assert recorded(tmp_path / "builtin") == builtin
+
+
 def test_label_smoothing_trains_on_the_smoothed_loss_and_validates_on_the_plain_one(
         corpus, tmp_path, monkeypatch):
     """--label-smoothing 0.3: each update's loss (what the log's "loss" averages) is the
@@ -453,8 +488,9 @@ def test_label_smoothing_trains_on_the_smoothed_loss_and_validates_on_the_plain_
         return loss, n_tokens
 
     monkeypatch.setattr(training.Trainer, "train_step", recording)
-    t = make_trainer(args(corpus, tmp_path / "a", "--max-steps", "3", "--label-smoothing", "0.3"),
-                     time.perf_counter)
+    # without dropout, so that the loss recomputed here is the update's
+    t = make_trainer(args(corpus, tmp_path / "a", "--max-steps", "3", "--label-smoothing", "0.3",
+                          "--dropout", "0"), time.perf_counter)
     t.train()
     assert len(seen) == 3
     for loss, smoothed, plain in seen:
@@ -474,8 +510,8 @@ def test_label_smoothing_trains_on_the_smoothed_loss_and_validates_on_the_plain_
     monkeypatch.undo()
     assert training.main(args(corpus, tmp_path / "a", "--max-steps", "6", "--resume")) == 0
     assert training.main(args(corpus, tmp_path / "b", "--max-steps", "6",
-                              "--label-smoothing", "0.3")) == 0
-    assert training.main(args(corpus, tmp_path / "c", "--max-steps", "6")) == 0
+                              "--label-smoothing", "0.3", "--dropout", "0")) == 0
+    assert training.main(args(corpus, tmp_path / "c", "--max-steps", "6", "--dropout", "0")) == 0
     a, b, c = (params_of(tmp_path / x) for x in "abc")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -526,6 +562,7 @@ def run_config(run):
     return checkpoint.load_checkpoint(run, "last")[2]["config"]
 
 
+FILES_DEFAULTS = settings.CORPUS_DEFAULTS[settings.FILES]  # the base run's lr and dropout
 FIXED = [  # option, a value other than the base run's, what the run has (None: from its config)
     ("--train-src", "dev.en", "train.en"), ("--train-tgt", "dev.fr", "train.fr"),
     ("--dev-src", "train.en", "dev.en"), ("--dev-tgt", "train.fr", "dev.fr"),
@@ -535,9 +572,9 @@ FIXED = [  # option, a value other than the base run's, what the run has (None: 
     ("--emb", "7", None), ("--hidden", "7", None), ("--align", "7", None),
     ("--maxout", "7", None), ("--band", "2", "0"), ("--init", "paper", "fan-in"),
     ("--batch-size", "9", "8"), ("--batch-tokens", "40", "0"), ("--sort-pool", "20", "0"),
-    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", "0.003"), ("--lr-decay", "1.0", "0.5"),
-    ("--lr-decay-patience", "2", "0"), ("--clip", "2.0", "1.0"),
-    ("--dropout", "0.1", "0.0"), ("--label-smoothing", "0.1", "0.0"),
+    ("--optimizer", "sgd", "adam"), ("--lr", "0.5", str(FILES_DEFAULTS["lr"])),
+    ("--lr-decay", "1.0", "0.5"), ("--lr-decay-patience", "2", "0"), ("--clip", "2.0", "1.0"),
+    ("--dropout", "0.1", str(FILES_DEFAULTS["dropout"])), ("--label-smoothing", "0.1", "0.0"),
     ("--valid-size", "5", "500"), ("--seed", "99", "1234"),
 ]
 
@@ -576,8 +613,9 @@ def test_several_changed_options_are_one_line(corpus, base_run, capsys):
     argv = args(corpus, base_run, "--resume", "--seed", "5", "--lr", "0.5")
     assert training.main(argv) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"error: --lr 0.5, --seed 5: the run in {base_run} was trained with 0.003, 1234 and a "
-        "resumed run keeps them; start a new run with another --out")
+        f"error: --lr 0.5, --seed 5: the run in {base_run} was trained with "
+        f"{FILES_DEFAULTS['lr']}, 1234 and a resumed run keeps them; start a new run with "
+        "another --out")
 
 
 def test_only_options_given_count_and_the_runs_own_data_is_kept(corpus, base_run, tmp_path,

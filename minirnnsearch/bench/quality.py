@@ -12,8 +12,9 @@ languages (default: the two languages of DIR's train files, English as the sourc
 
 (a) This code: ``train.py`` with its own defaults (the small preset, PyTorch's fan-in
     initialisation, word vocabularies of 30,000, batches of 80 cut from the whole epoch sorted
-    by length, Adam at 3e-3 halved after each validation without a better dev BLEU, the
-    gradient clipped to norm 1, validation on 500 dev sentences every 500 updates) except for
+    by length, the defaults for a user's own files: Adam at 1e-3 and dropout 0.2, the rate
+    halved after each validation without a better dev BLEU, the gradient clipped to norm 1,
+    validation on 500 dev sentences every 500 updates) except for
     the sizes given here, and ``--max-time M``; then the test set translated from its best
     checkpoint, what ``translate.py`` uses by default, greedy and with beam 5.
 (b) PyTorch: ``reference_torch.UserRNNsearch`` with the same sizes, trained on the same pairs
