@@ -21,6 +21,13 @@ the paper's second column), and BLEU by source length with 95% bootstrap interva
 bars, the buckets' sizes under their names) and ``FIGURES/real-alignment-PAIR-K.png`` (Figure 3:
 RNNsearch-50's alignments of the sentences ``figure3_sentences`` chooses). Models not trained
 yet are left out of the report.
+
+Each trained model's scores go to ``OUT/NAME/scores.json`` (test BLEU, without ``<unk>``, by
+length with the intervals, and the test set's fingerprint). ``--kept DIR`` (for example
+``docs/real-story-runs/en-fr``) holds models trained earlier, perhaps on another machine: a
+directory ``DIR/NAME`` with the model's ``story.json`` and ``scores.json``. Such a model is
+neither trained nor translated again: the table and Figure 2 take its kept scores, if they are
+of this corpus's test set and beam; Figure 3 needs RNNsearch-50's checkpoint in ``OUT``.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sacrebleu
 
@@ -86,6 +93,7 @@ BY_NAME = {m.name: m for m in MODELS}
 LABELS = {"encdec": "RNNencdec", "rnnsearch": "RNNsearch", "diagonal": "diagonal",
           "cursors": "cursors (band 2)"}
 FIGURE3_MODEL = "rnnsearch-50"
+SCORES = "scores.json"  # a model's test scores, beside its record
 # Figure 3's sentences, by a rule fixed before any model had translated: the first three test
 # sentences, in the test file's order, of 20 to 30 English words that hold one of these English
 # adjective (or noun) + noun pairs and, in the reference, its translation in the other order
@@ -127,12 +135,24 @@ def train_settings(m: Model, run: Path, files: dict[str, Path], device: str) -> 
                     **{role: str(files[role]) for role in DATA_FILES}, **SETTINGS)
 
 
-def train_models(names: list[str], out: Path, files: dict[str, Path], device: str) -> int:
-    """Train, resume or reuse each model named; an exit status."""
+def kept_run(kept: Path | None, name: str) -> Path | None:
+    """``kept/name`` if it holds a model's record and scores, else None."""
+    if kept is None or not ((kept / name / RECORD).is_file() and (kept / name / SCORES).is_file()):
+        return None
+    return kept / name
+
+
+def train_models(names: list[str], out: Path, files: dict[str, Path], device: str,
+                 kept: Path | None = None) -> int:
+    """Train, resume or reuse each model named (a model kept in ``kept`` and not in ``out`` is
+    reused from there); an exit status."""
     for name in names:
         m, run = BY_NAME[name], out / name
         if read_record(run) is not None:
             print(f"{name}: reusing {run}", file=sys.stderr)
+            continue
+        if not checkpoint_exists(run, "last") and kept_run(kept, name) is not None:
+            print(f"{name}: reusing its scores kept in {kept / name}", file=sys.stderr)
             continue
         resume = checkpoint_exists(run, "last")
         print(f"{name}: {'resuming' if resume else 'training into'} {run}", file=sys.stderr)
@@ -192,44 +212,89 @@ def interval_cell(row: tuple) -> str:
     return f"{row[2]:.2f} ({row[3]:.1f}–{row[4]:.1f})"
 
 
-def report(out: Path, files: dict[str, Path], figures: Path, beam: int, device: str) -> int:
-    """Translate the test set with every trained model, write ``out/results.md`` and draw the
-    figures (see the module docstring); an exit status."""
+def test_fingerprint(srcs: list[str], refs: list[str], beam: int) -> str:
+    """What a model's scores are of: the test set, both sides, and the beam."""
+    text = "\n".join(srcs) + "\0" + "\n".join(refs) + f"\0beam {beam}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def score(tr: Translator, run: Path, srcs: list[str], refs: list[str], beam: int
+          ) -> dict[str, Any]:
+    """The test scores of the model in ``run``, also written to ``run/scores.json``: test BLEU,
+    BLEU without ``<unk>`` (None for no such sentence) and their number, BLEU by length with
+    intervals, and ``test_fingerprint``."""
+    hyps = test_translations(tr, run, srcs, beam)
+    keep = without_unk(tr, srcs, refs)
+    clean = None
+    if keep:
+        clean = sacrebleu.corpus_bleu([hyps[k] for k in keep], [[refs[k] for k in keep]]).score
+    scores = dict(test=test_fingerprint(srcs, refs, beam),
+                  bleu=sacrebleu.corpus_bleu(hyps, [refs]).score, no_unk_bleu=clean,
+                  no_unk_sentences=len(keep),
+                  by_length=[list(row) for row in bleu_by_length_interval(hyps, refs, srcs)])
+    write_atomic(run / SCORES, json.dumps(scores, indent=1).encode("utf-8"))
+    return scores
+
+
+def read_scores(run: Path, srcs: list[str], refs: list[str], beam: int) -> dict[str, Any]:
+    """The scores kept in ``run/scores.json``; ValueError, one line, if they are of another test
+    set or beam."""
+    path = run / SCORES
+    with doing("read", path):
+        scores = json.loads(path.read_text(encoding="utf-8"))
+    if scores.get("test") != test_fingerprint(srcs, refs, beam):
+        raise ValueError(f"{path}: scores of another test set or beam than this corpus's "
+                         f"with --beam {beam}")
+    return scores
+
+
+def report(out: Path, files: dict[str, Path], figures: Path, beam: int, device: str,
+           kept: Path | None = None) -> int:
+    """Translate the test set with every trained model (or take the scores of those kept in
+    ``kept``), write ``out/results.md`` and draw the figures (see the module docstring); an exit
+    status."""
     srcs, refs = read_lines(files["test_src"]), read_lines(files["test_tgt"])
     lang = files["test_tgt"].suffix[1:]
-    rows, curves, no_unk_sizes = [], {}, set()
+    rows, curves, no_unk_sizes, from_kept = [], {}, set(), []
     search = None
     longest = max(len(tokenize(s)) for s in srcs)  # translated whole, however long
     for m in MODELS:
         run = out / m.name
         record = read_record(run)
-        if record is None:
+        if record is not None:
+            tr = Translator(run, "best", device, max_len=longest)
+            scores = score(tr, run, srcs, refs, beam)
+            if m.name == FIGURE3_MODEL:
+                search = tr
+        elif not checkpoint_exists(run, "last") and kept_run(kept, m.name) is not None:
+            record = read_record(kept / m.name)
+            try:
+                scores = read_scores(kept / m.name, srcs, refs, beam)
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            from_kept.append(label(m))
+        else:
             continue
-        tr = Translator(run, "best", device, max_len=longest)
-        hyps = test_translations(tr, run, srcs, beam)
-        keep = without_unk(tr, srcs, refs)
-        no_unk_sizes.add(len(keep))
-        bleu = sacrebleu.corpus_bleu(hyps, [refs]).score
-        clean = "–"  # BLEU of no sentence: none
-        if keep:
-            kept = sacrebleu.corpus_bleu([hyps[k] for k in keep], [[refs[k] for k in keep]])
-            clean = f"{kept.score:.2f}"
-        rows.append((m, record, bleu, clean))
-        curves[label(m)] = bleu_by_length_interval(hyps, refs, srcs)
-        print(f"{label(m)}: test BLEU {bleu:.2f}, {clean} without <unk> ({len(keep)} "
-              "sentences)", file=sys.stderr)
-        if m.name == FIGURE3_MODEL:
-            search = tr
+        no_unk_sizes.add(scores["no_unk_sentences"])
+        clean = "–" if scores["no_unk_bleu"] is None else f"{scores['no_unk_bleu']:.2f}"
+        rows.append((m, record, scores["bleu"], clean))
+        curves[label(m)] = [tuple(row) for row in scores["by_length"]]
+        print(f"{label(m)}: test BLEU {scores['bleu']:.2f}, {clean} without <unk> "
+              f"({scores['no_unk_sentences']} sentences)", file=sys.stderr)
     if not rows:
         print(f"error: {out}: no trained model to report on", file=sys.stderr)
         return 2
     table = summary_table([(label(m), r, [str(m.seed), str(m.max_len), f"{b:.2f}", c])
                            for m, r, b, c in rows],
                           ("seed", "max len", "test BLEU", "test BLEU, no <unk>"))
+    kept_note = (f" Scores kept in {kept} (trained earlier, not translated again): "
+                 f"{', '.join(from_kept)}." if from_kept else "")
     text = (f"{files['test_src'].parent.name}: {len(srcs)} test sentences, beam {beam}; "
             f"without <unk>: {', '.join(map(str, sorted(no_unk_sizes)))} sentences (it depends "
             "on the model's vocabularies). BLEU by length: in brackets its 95% bootstrap "
-            f"interval.\n\n{table}\n\n{length_table(curves, interval_cell)}\n")
+            f"interval.{kept_note}\n\n{table}\n\n{length_table(curves, interval_cell)}\n")
+    make_dir(out)  # none there when every model is kept
     write_atomic(out / "results.md", text.encode("utf-8"))
     print(text)
     make_dir(figures)
@@ -254,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--models", nargs="+", choices=tuple(BY_NAME), default=list(BY_NAME),
                     help="train only these, in this order (default: all of MODELS)")
     ap.add_argument("--figures", type=output_dir, default="docs", help="where the PNGs go")
+    ap.add_argument("--kept", help="directory of models trained earlier, DIR/NAME with their "
+                    "story.json and scores.json (e.g. docs/real-story-runs/en-fr): such a model "
+                    "not in --out is reported from its kept scores, not trained again")
     ap.add_argument("--beam", type=beam_size, default=5)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     return ap
@@ -269,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out or Path("runs/real") / corpus.name)
-    code = train_models(args.models, out, files, args.device)
-    return code or report(out, files, Path(args.figures), args.beam, args.device)
+    kept = Path(args.kept) if args.kept else None
+    code = train_models(args.models, out, files, args.device, kept)
+    return code or report(out, files, Path(args.figures), args.beam, args.device, kept)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ reused, the table with the no-<unk> column and the intervals, Figure 2, Figure 3
 import dataclasses
 import json
 import re
+import shutil
 
 import pytest
 import sacrebleu
@@ -151,3 +152,37 @@ def test_an_interrupted_run_is_resumed(small_corpus, tmp_path, capsys):
     assert real_story.main(argv) == 0
     assert "encdec-30: resuming" in capsys.readouterr().err
     assert "resumed_at" in json.loads((run / story.RECORD).read_text())
+
+
+def test_models_kept_from_earlier_runs_are_reported_from_their_scores(small_corpus, tmp_path,
+                                                                     capsys, monkeypatch):
+    """Models whose story.json and scores.json are in --kept (trained earlier, elsewhere) are
+    neither trained nor translated again: the report is the one their own runs made, with a
+    line naming them; kept scores of another test set, or another beam, are refused."""
+    argv = ["--corpus", str(small_corpus), "--figures", "figs", "--beam", "2", "--device", "cpu"]
+    assert real_story.main([*argv, "--out", "first"]) == 0
+    first = (tmp_path / "first" / "results.md").read_text()
+    kept = tmp_path / "kept"
+    for m in MODELS:
+        (kept / m.name).mkdir(parents=True)
+        for name in (story.RECORD, real_story.SCORES):
+            shutil.copy(tmp_path / "first" / m.name / name, kept / m.name / name)
+    monkeypatch.setattr(real_story, "train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(real_story.Translator, "translate",
+                        lambda *a, **k: pytest.fail("translated again"))
+    capsys.readouterr()
+    assert real_story.main([*argv, "--out", "second", "--kept", str(kept)]) == 0
+    assert "encdec-30: reusing its scores kept in" in capsys.readouterr().err
+    second = (tmp_path / "second" / "results.md").read_text()
+    assert second.splitlines()[1:] == first.splitlines()[1:]
+    assert f"Scores kept in {kept} (trained earlier, not translated again): RNNsearch-50, " \
+           "RNNencdec-30 (seed 1)." in second.splitlines()[0]
+
+    assert real_story.main([*argv[:-4], "--beam", "3", "--device", "cpu", "--out", "third",
+                            "--kept", str(kept)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {kept / 'rnnsearch-50' / real_story.SCORES}: scores of another test set or "
+        "beam than this corpus's with --beam 3")
+    (small_corpus / "test.fr").write_text("x\n" * 24)
+    assert real_story.main([*argv, "--out", "fourth", "--kept", str(kept)]) == 2
+    assert "scores of another test set" in capsys.readouterr().err
