@@ -241,8 +241,15 @@ def read_scores(run: Path, srcs: list[str], refs: list[str], beam: int) -> dict[
     set or beam."""
     path = run / SCORES
     with doing("read", path):
-        scores = json.loads(path.read_text(encoding="utf-8"))
-    if scores.get("test") != test_fingerprint(srcs, refs, beam):
+        text = path.read_text(encoding="utf-8")
+    try:
+        scores = json.loads(text)
+        fields = (scores["test"], scores["bleu"], scores["no_unk_bleu"],
+                  scores["no_unk_sentences"], scores["by_length"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: not the scores of a model (unreadable JSON or a field "
+                         "missing)") from None
+    if fields[0] != test_fingerprint(srcs, refs, beam):
         raise ValueError(f"{path}: scores of another test set or beam than this corpus's "
                          f"with --beam {beam}")
     return scores
@@ -338,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out or Path("runs/real") / corpus.name)
     kept = Path(args.kept) if args.kept else None
+    if kept is not None and not kept.is_dir():
+        print(f"error: --kept {kept}: no such directory", file=sys.stderr)
+        return 2
     code = train_models(args.models, out, files, args.device, kept)
     return code or report(out, files, Path(args.figures), args.beam, args.device, kept)
 

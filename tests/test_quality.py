@@ -60,7 +60,8 @@ def test_both_sides_trained_alike_and_scored_alike(tmp_path, capsys):
     assert ours["sizes"]["batch"] == 4 and ours["sizes"]["emb"] == 4
     assert ours["updates"] == theirs["updates"] == 2
     assert ours["epochs"] == theirs["epochs"] > 0  # same pairs, same batch size
-    assert ours["lr"] == settings.CORPUS_DEFAULTS[settings.FILES]["lr"]
+    assert (ours["lr"], ours["dropout"]) == tuple(
+        settings.CORPUS_DEFAULTS[settings.FILES][k] for k in ("lr", "dropout"))
     assert theirs["lr"] == quality.TORCH_LR
     assert theirs["torch_version"] == torch.__version__ and theirs["threads"] == 1
     assert set(ours["hypotheses"]) == {"greedy", "beam5"} and set(theirs["hypotheses"]) == {

@@ -183,6 +183,13 @@ def test_models_kept_from_earlier_runs_are_reported_from_their_scores(small_corp
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: {kept / 'rnnsearch-50' / real_story.SCORES}: scores of another test set or "
         "beam than this corpus's with --beam 3")
+    assert real_story.main([*argv, "--out", "third", "--kept", "nowhere"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: --kept nowhere: no such directory"
+    (kept / "encdec-30" / real_story.SCORES).write_text('{"test": "x"}')
+    assert real_story.main([*argv, "--out", "third", "--kept", str(kept)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {kept / 'encdec-30' / real_story.SCORES}: not the scores of a model "
+        "(unreadable JSON or a field missing)")
     (small_corpus / "test.fr").write_text("x\n" * 24)
     assert real_story.main([*argv, "--out", "fourth", "--kept", str(kept)]) == 2
     assert "scores of another test set" in capsys.readouterr().err

@@ -12,9 +12,9 @@ languages (default: the two languages of DIR's train files, English as the sourc
 
 (a) This code: ``train.py`` with its own defaults (the small preset, PyTorch's fan-in
     initialisation, word vocabularies of 30,000, batches of 80 cut from the whole epoch sorted
-    by length, the defaults for a user's own files: Adam at 1e-3 and dropout 0.2, the rate
-    halved after each validation without a better dev BLEU, the gradient clipped to norm 1,
-    validation on 500 dev sentences every 500 updates) except for
+    by length; DIR's files are a user's own, the built-in corpus's cache too, so Adam at 1e-3
+    and dropout 0.2, the rate halved after each validation without a better dev BLEU; the
+    gradient clipped to norm 1, validation on 500 dev sentences every 500 updates) except for
     the sizes given here, and ``--max-time M``; then the test set translated from its best
     checkpoint, what ``translate.py`` uses by default, greedy and with beam 5.
 (b) PyTorch: ``reference_torch.UserRNNsearch`` with the same sizes, trained on the same pairs
@@ -127,7 +127,7 @@ def run_ours(settings: training.Settings, test_src: list[str], name: str) -> dic
     from ..translation import Translator
 
     result = training.train(settings)
-    s = result.settings  # lr as a number, the optimiser's default included
+    s = result.settings  # lr and dropout as numbers, the defaults included
     tr = Translator(s.out, "best", s.device)
     out = Path(s.out)
     hyps = {}
@@ -138,6 +138,7 @@ def run_ours(settings: training.Settings, test_src: list[str], name: str) -> dic
     return dict(updates=result.updates, epochs=round(result.epochs, 3),
                 train_minutes=round(result.seconds / 60, 3), stop=result.stop,
                 optimizer=s.optimizer, lr=s.lr, lr_decay=s.lr_decay, clip=s.clip,
+                dropout=s.dropout,
                 checkpoint="best", checkpoint_step=meta["step"],
                 sizes=_sizes(model.Config.from_dict(meta["config"]), s), hypotheses=hyps)
 
