@@ -135,11 +135,13 @@ def train_settings(m: Model, run: Path, files: dict[str, Path], device: str) -> 
                     **{role: str(files[role]) for role in DATA_FILES}, **SETTINGS)
 
 
-def kept_run(kept: Path | None, name: str) -> Path | None:
-    """``kept/name`` if it holds a model's record and scores, else None."""
-    if kept is None or not ((kept / name / RECORD).is_file() and (kept / name / SCORES).is_file()):
+def kept_run(kept: Path | None, run: Path) -> Path | None:
+    """``kept/NAME`` (NAME ``run``'s) if it holds a model's record and scores and ``run`` has no
+    checkpoint of its own (an interrupted run there is resumed instead), else None."""
+    if kept is None or checkpoint_exists(run, "last"):
         return None
-    return kept / name
+    there = kept / run.name
+    return there if (there / RECORD).is_file() and (there / SCORES).is_file() else None
 
 
 def train_models(names: list[str], out: Path, files: dict[str, Path], device: str,
@@ -151,8 +153,9 @@ def train_models(names: list[str], out: Path, files: dict[str, Path], device: st
         if read_record(run) is not None:
             print(f"{name}: reusing {run}", file=sys.stderr)
             continue
-        if not checkpoint_exists(run, "last") and kept_run(kept, name) is not None:
-            print(f"{name}: reusing its scores kept in {kept / name}", file=sys.stderr)
+        there = kept_run(kept, run)
+        if there is not None:
+            print(f"{name}: reusing its scores kept in {there}", file=sys.stderr)
             continue
         resume = checkpoint_exists(run, "last")
         print(f"{name}: {'resuming' if resume else 'training into'} {run}", file=sys.stderr)
@@ -273,10 +276,10 @@ def report(out: Path, files: dict[str, Path], figures: Path, beam: int, device: 
             scores = score(tr, run, srcs, refs, beam)
             if m.name == FIGURE3_MODEL:
                 search = tr
-        elif not checkpoint_exists(run, "last") and kept_run(kept, m.name) is not None:
-            record = read_record(kept / m.name)
+        elif (there := kept_run(kept, run)) is not None:
+            record = read_record(there)
             try:
-                scores = read_scores(kept / m.name, srcs, refs, beam)
+                scores = read_scores(there, srcs, refs, beam)
             except ValueError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
